@@ -1,0 +1,1 @@
+"""mana-credits: the credit and billing service of the Mana app ecosystem."""

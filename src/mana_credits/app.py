@@ -1,0 +1,108 @@
+"""create_app(settings): routes, middleware, error handlers, lifespan (pool, JWKS client, jobs)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+
+from mana_credits import health
+from mana_credits.auth import devkey
+from mana_credits.auth.dependencies import CTX
+from mana_credits.auth.jwt import JwtVerifier
+from mana_credits.config import Settings
+from mana_credits.context import AppContext
+from mana_credits.credits import endpoints as credits_endpoints
+from mana_credits.credits import tasks as credits_tasks
+from mana_credits.db.pool import create_pool
+from mana_credits.gifts import endpoints as gifts_endpoints
+from mana_credits.gifts import tasks as gifts_tasks
+from mana_credits.kit.clock import Clock
+from mana_credits.kit.errors import EXCEPTION_HANDLERS
+from mana_credits.kit.jobs import JobRunner
+from mana_credits.notifications import tasks as notification_tasks
+from mana_credits.payments import endpoints as payments_endpoints
+from mana_credits.payments import tasks as payments_tasks
+from mana_credits.sync_billing import endpoints as sync_endpoints
+from mana_credits.sync_billing import tasks as sync_tasks
+
+log = logging.getLogger("mana_credits")
+
+JOB_SOURCES = [credits_tasks, gifts_tasks, payments_tasks, sync_tasks, notification_tasks]
+
+
+async def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
+    if not settings.DATABASE_URL:
+        raise RuntimeError("DATABASE_URL is not set (the CLI starts the embedded PostgreSQL and sets it)")
+    http = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
+    extra_keys = (
+        [devkey.public_jwk(devkey.load_or_create(settings.dev_key_path))] if settings.is_development else []
+    )
+    verifier = JwtVerifier(
+        settings.jwks_url,
+        issuers=settings.jwt_issuers,
+        audience=settings.JWT_AUDIENCE,
+        http=http,
+        extra_keys=extra_keys,
+    )
+    pool = await create_pool(settings.DATABASE_URL, size=settings.DB_POOL_SIZE)
+    return AppContext(settings=settings, pool=pool, clock=clock or Clock(), http=http, verifier=verifier)
+
+
+async def close_context(ctx: AppContext) -> None:
+    await ctx.pool.close()
+    await ctx.http.aclose()
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
+    settings = settings or Settings()
+    settings.check_safe_to_start()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        ctx = await build_context(settings, clock)
+        app.state.ctx = ctx
+        runner = JobRunner([job for source in JOB_SOURCES for job in source.jobs(ctx)])
+        if settings.MANA_CREDITS_SCHEDULER:
+            runner.start()
+        try:
+            yield
+        finally:
+            await runner.stop()
+            await close_context(ctx)
+
+    prometheus = PrometheusConfig(app_name="mana_credits", prefix="mana_credits", group_path=True)
+    return Litestar(
+        route_handlers=[
+            *health.routes,
+            *credits_endpoints.routes,
+            *payments_endpoints.routes,
+            *gifts_endpoints.routes,
+            *sync_endpoints.routes,
+            PrometheusController,
+        ],
+        dependencies=CTX,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        middleware=[prometheus.middleware],
+        cors_config=CORSConfig(
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_headers=["*"],
+            expose_headers=["X-Next-Cursor", "Idempotent-Replayed"],
+        ),
+        openapi_config=OpenAPIConfig(
+            title="mana-credits",
+            version="1.0.0",
+            path="/docs",
+            render_plugins=[ScalarRenderPlugin(path="/")],
+        ),
+        debug=False,
+    )

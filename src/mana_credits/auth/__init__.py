@@ -1,0 +1,1 @@
+"""Who is calling: users (JWT from mana-auth), other backends (service keys), admins."""

@@ -1,0 +1,64 @@
+"""Typed dependencies: a handler's signature says who may call it (`user`, `admin`, `caller`)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from litestar import Request
+from litestar.di import Provide
+
+from mana_credits.auth.models import AuthUser, ServiceCaller
+from mana_credits.context import AppContext
+from mana_credits.kit.errors import Forbidden, Unauthorized
+
+
+def provide_ctx(request: Request[Any, Any, Any]) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+async def provide_user(request: Request[Any, Any, Any]) -> AuthUser:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Missing bearer token")
+    ctx: AppContext = request.app.state.ctx
+    return await ctx.verifier.verify(token.strip())
+
+
+async def provide_admin(request: Request[Any, Any, Any]) -> AuthUser:
+    user = await provide_user(request)
+    if not user.is_admin:
+        raise Forbidden("Admin role required")
+    return user
+
+
+def provide_caller(request: Request[Any, Any, Any]) -> ServiceCaller:
+    presented = request.headers.get("x-service-key")
+    if not presented:
+        raise Unauthorized("Missing X-Service-Key")
+    ctx: AppContext = request.app.state.ctx
+    return identify_service(presented, request.headers.get("x-app-id"), ctx)
+
+
+def identify_service(presented: str, app_header: str | None, ctx: AppContext) -> ServiceCaller:
+    """Compare in constant time against every configured key (no early exit on a match)."""
+    settings = ctx.settings
+    given = presented.encode()
+    matched_app: str | None = None
+    for key, app in settings.service_keys.items():
+        if hmac.compare_digest(given, key.encode()):
+            matched_app = app
+    shared = hmac.compare_digest(given, settings.MANA_SERVICE_KEY.encode())
+    if matched_app is not None:
+        return ServiceCaller(app_id=matched_app, per_app_key=True)
+    if shared:
+        return ServiceCaller(app_id=(app_header or "").strip() or "unknown", per_app_key=False)
+    raise Unauthorized("Invalid service key")
+
+
+CTX = {"ctx": Provide(provide_ctx, sync_to_thread=False)}
+USER = {"user": Provide(provide_user)}
+ADMIN = {"admin": Provide(provide_admin)}
+CALLER = {"caller": Provide(provide_caller, sync_to_thread=False)}

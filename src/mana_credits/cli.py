@@ -1,0 +1,198 @@
+"""`mana-credits serve | migrate | seed | token | audit` (and the domains' own commands)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from mana_credits.config import Settings
+
+app = typer.Typer(
+    help="mana-credits: the credit and billing service of the Mana app ecosystem.", no_args_is_help=True
+)
+console = Console(stderr=True)
+
+EMBEDDED_DATABASE = "mana_credits"
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """DATABASE_URL, or an embedded PostgreSQL under the data dir for as long as the block runs."""
+    if settings.DATABASE_URL:
+        yield settings.DATABASE_URL
+        return
+    from mana_credits.db.embedded import EmbeddedPostgres, database_url, ensure_database
+
+    server = EmbeddedPostgres(settings.MANA_CREDITS_DATA_DIR / "pg")
+    console.print(f"[dim]starting embedded PostgreSQL in {server.pgdata}[/dim]", soft_wrap=True)
+    admin_url = server.start()
+    try:
+        asyncio.run(ensure_database(admin_url, EMBEDDED_DATABASE))
+        yield database_url(admin_url, EMBEDDED_DATABASE)
+    finally:
+        server.stop()
+
+
+def _migrate(url: str) -> None:
+    from mana_credits.db.migrate import upgrade
+
+    upgrade(url)
+
+
+async def _seed(url: str) -> int:
+    from mana_credits.db.pool import connect
+    from mana_credits.payments.repository import seed_default_packages
+
+    conn = await connect(url)
+    try:
+        return await seed_default_packages(conn)
+    finally:
+        await conn.close()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (also adopts a database of the old service in place)."""
+    settings = Settings()
+    with database(settings) as url:
+        _migrate(url)
+    console.print("[green]migrations applied[/green]", soft_wrap=True)
+
+
+@app.command()
+def seed() -> None:
+    """Insert the default credit packages that are missing (idempotent)."""
+    settings = Settings()
+    with database(settings) as url:
+        added = asyncio.run(_seed(url))
+    console.print(f"[green]{added} package(s) added[/green]", soft_wrap=True)
+
+
+@app.command()
+def serve(
+    workers: int = typer.Option(2, help="server worker processes"),
+    host: str = typer.Option("0.0.0.0", help="address to bind"),
+) -> None:
+    """Migrate, seed and serve the API (embedded PostgreSQL when DATABASE_URL is unset)."""
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    settings = Settings()
+    try:
+        settings.check_safe_to_start()
+    except RuntimeError as exc:
+        console.print(f"[red]refusing to start:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from exc
+    with database(settings) as url:
+        _migrate(url)
+        asyncio.run(_seed(url))
+        # The workers inherit the environment: hand them the database and a shared metrics folder.
+        os.environ["DATABASE_URL"] = url
+        metrics_dir = settings.MANA_CREDITS_DATA_DIR.resolve() / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        _print_welcome(settings)
+        Granian(
+            "mana_credits.asgi:app",
+            address=host,
+            port=settings.PORT,
+            interface=Interfaces.ASGI,
+            workers=workers,
+            loop=Loops.uvloop,
+            log_access=False,
+        ).serve()
+
+
+def _print_welcome(settings: Settings) -> None:
+    base = f"http://localhost:{settings.PORT}"
+    console.print(f"\n[bold]mana-credits[/bold] on {base}  (API docs: {base}/docs)", soft_wrap=True)
+    if settings.is_development:
+        console.print("Development mode. Get a token and try a call:", soft_wrap=True)
+        console.print(
+            "  TOKEN=$(.venv/bin/mana-credits token --user alice --email alice@example.com)", soft_wrap=True
+        )
+        console.print(
+            f'  curl -H "Authorization: Bearer $TOKEN" {base}/api/v1/credits/balance', soft_wrap=True
+        )
+        console.print(
+            f'  curl -X POST -H "X-Service-Key: {settings.MANA_SERVICE_KEY}" -H "X-App-Id: dev" '
+            '-H "Content-Type: application/json" '
+            '-d \'{"userId":"alice","amount":500,"reason":"welcome","referenceId":"welcome-alice"}\' '
+            f"{base}/api/v1/internal/credits/grant"
+        )
+    console.print("Ctrl-C stops the server and the embedded database.\n", soft_wrap=True)
+
+
+@app.command()
+def token(
+    user: str = typer.Option(..., "--user", help="user id (JWT sub)"),
+    email: str | None = typer.Option(None, help="email claim"),
+    name: str | None = typer.Option(None, help="display name claim"),
+    admin: bool = typer.Option(False, "--admin", help="role admin"),
+    ttl: int = typer.Option(3600, help="lifetime in seconds"),
+) -> None:
+    """Print a JWT signed by the development key (trusted only when MANA_CREDITS_ENV=development)."""
+    from mana_credits.auth import devkey
+
+    settings = Settings()
+    key = devkey.load_or_create(settings.dev_key_path)
+    print(
+        devkey.mint(
+            key,
+            user_id=user,
+            issuer=settings.jwt_issuers[0],
+            audience=settings.JWT_AUDIENCE,
+            email=email,
+            name=name,
+            role="admin" if admin else "user",
+            ttl_seconds=ttl,
+        )
+    )
+
+
+@app.command()
+def audit() -> None:
+    """Check the ledger invariant for every user; exit 1 and list the offenders on any mismatch."""
+    settings = Settings()
+    with database(settings) as url:
+        offenders = asyncio.run(_audit(url))
+    if offenders:
+        for user_id, problems in offenders:
+            console.print(f"[red]{user_id}[/red]: {'; '.join(problems)}", soft_wrap=True)
+        console.print(f"[red]{len(offenders)} user(s) violate the ledger invariant[/red]", soft_wrap=True)
+        raise typer.Exit(1)
+    console.print("[green]ledger consistent[/green]", soft_wrap=True)
+
+
+async def _audit(url: str) -> list[tuple[str, list[str]]]:
+    from mana_credits.db.pool import connect
+    from mana_credits.ledger.audit import audit_batches, count_users
+
+    conn = await connect(url)
+    found: list[tuple[str, list[str]]] = []
+    try:
+        with Progress(console=console, transient=not sys.stderr.isatty()) as progress:
+            task = progress.add_task("auditing balances", total=await count_users(conn))
+            async for checked, offenders in audit_batches(conn):
+                found.extend((item.user_id, item.problems) for item in offenders)
+                progress.advance(task, checked)
+    finally:
+        await conn.close()
+    return found
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

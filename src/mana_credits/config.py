@@ -1,0 +1,80 @@
+"""Settings read from the environment, with the variable names of the old service (SPEC §7)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SERVICE_KEY = "dev-service-key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=True, extra="ignore")
+
+    PORT: int = 3061
+    DATABASE_URL: str | None = None
+    MANA_AUTH_URL: str = "http://localhost:3001"
+    JWT_ISSUER: str | None = None
+    JWT_AUDIENCE: str = "mana"
+    MANA_SERVICE_KEY: str = DEV_SERVICE_KEY
+    MANA_SERVICE_KEYS: str = ""
+    BASE_URL: str = "http://localhost:3061"
+    STRIPE_SECRET_KEY: str | None = None
+    STRIPE_WEBHOOK_SECRET: str | None = None
+    STRIPE_API_BASE: str | None = None
+    CORS_ORIGINS: str = "http://localhost:5173,http://localhost:5180"
+    MANA_NOTIFY_URL: str = "http://localhost:3040"
+    SYNC_BILLING_INTERVAL_SECONDS: int = Field(default=3600, ge=1)
+    GIFT_CODE_LENGTH: int = Field(default=8, ge=6, le=32)
+    MANA_CREDITS_ENV: Literal["production", "development"] = "production"
+    # Where the embedded PostgreSQL and the development signing key live.
+    MANA_CREDITS_DATA_DIR: Path = Path(".data")
+    # Connections per server worker (two workers: ~10 in all, measured best on 2 cores).
+    DB_POOL_SIZE: int = Field(default=5, ge=1)
+    # Background jobs (renewals, expiry sweeps, outbox) run in each server process unless disabled.
+    MANA_CREDITS_SCHEDULER: bool = True
+
+    @property
+    def is_development(self) -> bool:
+        return self.MANA_CREDITS_ENV == "development"
+
+    @cached_property
+    def jwt_issuers(self) -> list[str]:
+        raw = self.JWT_ISSUER or self.MANA_AUTH_URL
+        return [item.strip() for item in raw.split(",") if item.strip()]
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.MANA_AUTH_URL.rstrip('/')}/api/auth/jwks"
+
+    @cached_property
+    def cors_origins(self) -> list[str]:
+        return [item.strip() for item in self.CORS_ORIGINS.split(",") if item.strip()]
+
+    @cached_property
+    def service_keys(self) -> dict[str, str]:
+        """Per-app keys, `app:key,app:key` → {key: app}."""
+        keys: dict[str, str] = {}
+        for item in self.MANA_SERVICE_KEYS.split(","):
+            app, sep, key = item.strip().partition(":")
+            if sep and app and key:
+                keys[key] = app
+        return keys
+
+    @property
+    def dev_key_path(self) -> Path:
+        return self.MANA_CREDITS_DATA_DIR / "dev-jwt-key.pem"
+
+    def check_safe_to_start(self) -> None:
+        """Refuse to run in production with the well-known development service key."""
+        if self.is_development:
+            return
+        if self.MANA_SERVICE_KEY == DEV_SERVICE_KEY or DEV_SERVICE_KEY in self.service_keys:
+            raise RuntimeError(
+                "MANA_SERVICE_KEY is the well-known 'dev-service-key'; set a secret key "
+                "or MANA_CREDITS_ENV=development"
+            )

@@ -1,0 +1,24 @@
+"""Everything a request handler or background job needs, built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import httpx
+
+from mana_credits.auth.jwt import JwtVerifier
+from mana_credits.config import Settings
+from mana_credits.kit.clock import Clock
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    pool: asyncpg.Pool
+    clock: Clock
+    http: httpx.AsyncClient
+    verifier: JwtVerifier
+    # Per-domain singletons (e.g. the Stripe client) created lazily by their domain.
+    extras: dict[str, Any] = field(default_factory=dict)

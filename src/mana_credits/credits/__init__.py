@@ -1,0 +1,1 @@
+"""Personal and internal credit endpoints: balance, use, history, refunds, grants, init, holds."""

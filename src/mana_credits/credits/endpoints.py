@@ -1,0 +1,206 @@
+"""Routes under /api/v1/credits (JWT) and /api/v1/internal/credits (service key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, Router, get, post
+from litestar.params import Parameter
+
+from mana_credits import ledger
+from mana_credits.auth.dependencies import CALLER, USER
+from mana_credits.auth.models import AuthUser, ServiceCaller
+from mana_credits.context import AppContext
+from mana_credits.credits import repository
+from mana_credits.credits.operations import OPERATIONS, Operation
+from mana_credits.credits.schemas import (
+    InternalGrant,
+    InternalInit,
+    InternalRefund,
+    InternalUseCredits,
+    UseCredits,
+)
+from mana_credits.kit import idempotency
+from mana_credits.kit.errors import Conflict, NotFound
+from mana_credits.kit.pagination import decode_cursor, encode_cursor
+from mana_credits.kit.validation import parse_uuid
+from mana_credits.ledger.models import Balance, Entry, Transaction, TxType
+
+
+def use_response(entry: Entry) -> dict[str, Any]:
+    return {
+        "success": True,
+        "transaction": entry.transaction,
+        "newBalance": {"balance": entry.balance, "totalSpent": entry.total_spent},
+    }
+
+
+def _params(data: msgspec.Struct, *extra: Any) -> Any:
+    """What identifies a request for idempotency: the body without its key."""
+    return [msgspec.structs.replace(data, idempotency_key=None), *extra]
+
+
+async def _use(ctx: AppContext, request: Request[Any, Any, Any], scope: str, user_id: str, data: UseCredits,
+               app_id: str, extra: dict[str, Any] | None = None) -> Response[Any]:  # fmt: skip
+    key = idempotency.key_from(request, data.idempotency_key)
+    metadata = {**(data.metadata or {}), **(extra or {})} or None
+
+    async def work(conn: Any) -> tuple[int, Any]:
+        entry = await ledger.debit(
+            conn, user_id, data.amount, type=TxType.USAGE, app_id=app_id, description=data.description,
+            metadata=metadata, idempotency_key=key, record_usage=True,
+        )  # fmt: skip
+        return 200, use_response(entry)
+
+    return await idempotency.run_idempotent(
+        ctx.pool, scope=scope, key=key, operation="credits.use", params=_params(data, user_id), work=work
+    )
+
+
+# ---- personal (JWT) ----
+
+
+@get("/balance")
+async def my_balance(ctx: AppContext, user: AuthUser) -> Balance:
+    async with ctx.pool.acquire() as conn:
+        return await ledger.get_balance(conn, user.id)
+
+
+@post("/use", status_code=200)
+async def use_credits(
+    ctx: AppContext, user: AuthUser, data: UseCredits, request: Request[Any, Any, Any]
+) -> Response[Any]:
+    return await _use(ctx, request, f"user:{user.id}", user.id, data, data.app_id)
+
+
+@get("/transactions")
+async def my_transactions(
+    ctx: AppContext,
+    user: AuthUser,
+    limit: int = Parameter(default=50, ge=1, le=200),
+    offset: int = Parameter(default=0, ge=0, le=1_000_000),
+    cursor: str | None = Parameter(default=None, max_length=200),
+    type_: TxType | None = Parameter(query="type", default=None),
+    app_id: str | None = Parameter(query="appId", default=None, max_length=100),
+) -> Response[list[Transaction]]:
+    after = decode_cursor(cursor) if cursor else None
+    async with ctx.pool.acquire() as conn:
+        rows = await repository.list_transactions(
+            conn, user.id, limit=limit, offset=0 if after else offset, after=after,
+            type_=type_.value if type_ else None, app_id=app_id,
+        )  # fmt: skip
+    headers = {"X-Next-Cursor": encode_cursor(rows[-1].created_at, rows[-1].id)} if len(rows) == limit else {}
+    return Response(rows, headers=headers)
+
+
+@get("/operations")
+async def operations() -> list[Operation]:
+    return OPERATIONS
+
+
+personal_routes = Router(
+    path="/api/v1/credits",
+    dependencies=USER,
+    route_handlers=[my_balance, use_credits, my_transactions],
+    tags=["credits"],
+)
+public_routes = Router(path="/api/v1/credits", route_handlers=[operations], tags=["credits"])
+
+
+# ---- internal (service key) ----
+
+
+@get("/balance/{user_id:str}")
+async def user_balance(ctx: AppContext, caller: ServiceCaller, user_id: str) -> Balance:
+    async with ctx.pool.acquire() as conn:
+        return await ledger.get_balance(conn, user_id)
+
+
+@post("/use", status_code=200)
+async def internal_use(
+    ctx: AppContext, caller: ServiceCaller, data: InternalUseCredits, request: Request[Any, Any, Any]
+) -> Response[Any]:
+    # A per-app key names the app authoritatively; with the shared key the body's appId is all we have.
+    app_id = caller.app_id if caller.per_app_key else data.app_id
+    extra = {"calledBy": caller.app_id} if caller.app_id != app_id else None
+    return await _use(ctx, request, f"service:{caller.app_id}", data.user_id, data, app_id, extra)
+
+
+@post("/refund", status_code=200)
+async def internal_refund(
+    ctx: AppContext, caller: ServiceCaller, data: InternalRefund, request: Request[Any, Any, Any]
+) -> Response[Any]:
+    key = idempotency.key_from(request, data.idempotency_key)
+    original = parse_uuid(data.transaction_id, "transactionId") if data.transaction_id else None
+    metadata = dict(data.metadata or {})
+    if original is not None:
+        metadata["refundOf"] = str(original)
+
+    async def work(conn: Any) -> tuple[int, Any]:
+        if original is not None:
+            usage = await repository.lock_usage(conn, original, data.user_id)
+            if usage is None:
+                raise NotFound("Usage transaction not found for this user")
+            refundable = -usage["amount"] - await repository.refunded_so_far(conn, original, data.user_id)
+            if data.amount > refundable:
+                raise Conflict(
+                    "Refund exceeds what is left of the original usage",
+                    details={"requested": data.amount, "refundable": refundable},
+                )
+        entry = await ledger.credit(
+            conn, data.user_id, data.amount, type=TxType.REFUND,
+            app_id=caller.app_id if caller.per_app_key else (data.app_id or caller.app_id),
+            description=data.description, metadata=metadata or None, idempotency_key=key,
+        )  # fmt: skip
+        return 200, {
+            "success": True,
+            "transaction": entry.transaction,
+            "newBalance": {"balance": entry.balance},
+        }
+
+    return await idempotency.run_idempotent(
+        ctx.pool, scope=f"service:{caller.app_id}", key=key, operation="credits.refund",
+        params=_params(data), work=work,
+    )  # fmt: skip
+
+
+@post("/grant", status_code=200)
+async def internal_grant(ctx: AppContext, caller: ServiceCaller, data: InternalGrant) -> Response[Any]:
+    """Exactly once per (userId, referenceId): a repeat answers `alreadyGranted: true` and moves nothing."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        scope = f"grant:{data.user_id}"
+        stored = await idempotency.claim(conn, scope, data.reference_id, "grant")
+        if stored is not None:
+            balance = await ledger.get_balance(conn, data.user_id, create=False)
+            body = {**stored[1], "alreadyGranted": True, "newBalance": balance.balance}
+            return idempotency.json_response(200, body, replayed=True)
+        entry = await ledger.credit(
+            conn, data.user_id, data.amount, type=TxType.GRANT, app_id=caller.app_id,
+            description=data.description or data.reason,
+            metadata={"referenceId": data.reference_id, "reason": data.reason},
+        )  # fmt: skip
+        body = {
+            "ok": True,
+            "alreadyGranted": False,
+            "newBalance": entry.balance,
+            "transactionId": str(entry.transaction.id),
+        }
+        await idempotency.remember(conn, scope, data.reference_id, 200, body)
+        return idempotency.json_response(200, body)
+
+
+@post("/init", status_code=200)
+async def internal_init(ctx: AppContext, caller: ServiceCaller, data: InternalInit) -> Balance:
+    async with ctx.pool.acquire() as conn:
+        return await ledger.get_balance(conn, data.user_id)
+
+
+internal_routes = Router(
+    path="/api/v1/internal/credits",
+    dependencies=CALLER,
+    route_handlers=[user_balance, internal_use, internal_refund, internal_grant, internal_init],
+    tags=["internal"],
+)
+
+routes = [personal_routes, public_routes, internal_routes]

@@ -1,0 +1,47 @@
+"""Request bodies. Amounts are whole credits > 0: a fractional or non-positive amount is a 400."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+Amount = Annotated[int, msgspec.Meta(gt=0, le=1_000_000_000)]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+AppId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+
+
+class UseCredits(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=False):
+    amount: Amount
+    app_id: AppId
+    description: Text
+    idempotency_key: Key | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class InternalUseCredits(UseCredits, kw_only=True):
+    user_id: UserId
+
+
+class InternalRefund(msgspec.Struct, rename="camel", kw_only=True):
+    user_id: UserId
+    amount: Amount
+    description: Text
+    app_id: AppId | None = None
+    transaction_id: str | None = None
+    idempotency_key: Key | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class InternalGrant(msgspec.Struct, rename="camel", kw_only=True):
+    user_id: UserId
+    amount: Amount
+    reason: Text
+    reference_id: Key
+    description: Text | None = None
+
+
+class InternalInit(msgspec.Struct, rename="camel", kw_only=True):
+    user_id: UserId

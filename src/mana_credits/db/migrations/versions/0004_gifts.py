@@ -1,0 +1,40 @@
+"""Gifts: one successful redemption per code, indexes for the expiry sweep and pending lookups.
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+STATEMENTS = [
+    "CREATE UNIQUE INDEX IF NOT EXISTS gift_redemptions_one_success "
+    "ON gifts.gift_redemptions (gift_code_id) WHERE status = 'success'",
+    "CREATE INDEX IF NOT EXISTS gift_codes_active_expiry_idx ON gifts.gift_codes (expires_at) "
+    "WHERE status = 'active'",
+    "CREATE INDEX IF NOT EXISTS gift_codes_target_email_idx ON gifts.gift_codes (lower(target_email)) "
+    "WHERE status = 'active' AND target_email IS NOT NULL",
+    "ALTER TABLE gifts.gift_redemptions ADD COLUMN IF NOT EXISTS client_ip text",
+]
+
+
+def upgrade() -> None:
+    for statement in STATEMENTS:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    for statement in reversed(DOWN):
+        op.execute(statement)
+
+
+DOWN = [
+    "ALTER TABLE gifts.gift_redemptions DROP COLUMN IF EXISTS client_ip",
+    "DROP INDEX IF EXISTS gifts.gift_codes_target_email_idx",
+    "DROP INDEX IF EXISTS gifts.gift_codes_active_expiry_idx",
+    "DROP INDEX IF EXISTS gifts.gift_redemptions_one_success",
+]

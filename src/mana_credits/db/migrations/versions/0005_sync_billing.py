@@ -1,0 +1,59 @@
+"""Cloud-sync billing: cancellation, anchor day, retry state, the recipient email, the notification outbox.
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+STATEMENTS = [
+    "ALTER TABLE credits.sync_subscriptions ADD COLUMN IF NOT EXISTS cancel_at_period_end boolean NOT NULL DEFAULT false",
+    "ALTER TABLE credits.sync_subscriptions ADD COLUMN IF NOT EXISTS current_period_end timestamptz",
+    "ALTER TABLE credits.sync_subscriptions ADD COLUMN IF NOT EXISTS anchor_day smallint",
+    "ALTER TABLE credits.sync_subscriptions ADD COLUMN IF NOT EXISTS email text",
+    "ALTER TABLE credits.sync_subscriptions ADD COLUMN IF NOT EXISTS failure_count integer NOT NULL DEFAULT 0",
+    "ALTER TABLE credits.sync_subscriptions ADD COLUMN IF NOT EXISTS retry_at timestamptz",
+    "CREATE INDEX IF NOT EXISTS sync_subscriptions_due_idx ON credits.sync_subscriptions (next_charge_at) "
+    "WHERE active AND NOT is_gifted",
+    """
+    CREATE TABLE IF NOT EXISTS credits.notification_outbox (
+      id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+      external_id     text NOT NULL UNIQUE,
+      payload         jsonb NOT NULL,
+      attempts        integer NOT NULL DEFAULT 0,
+      next_attempt_at timestamptz NOT NULL DEFAULT now(),
+      delivered_at    timestamptz,
+      last_error      text,
+      created_at      timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS notification_outbox_pending_idx ON credits.notification_outbox (next_attempt_at) "
+    "WHERE delivered_at IS NULL",
+]
+
+
+def upgrade() -> None:
+    for statement in STATEMENTS:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    for statement in reversed(DOWN):
+        op.execute(statement)
+
+
+DOWN = [
+    "DROP TABLE IF EXISTS credits.notification_outbox",
+    "DROP INDEX IF EXISTS credits.sync_subscriptions_due_idx",
+    "ALTER TABLE credits.sync_subscriptions DROP COLUMN IF EXISTS retry_at",
+    "ALTER TABLE credits.sync_subscriptions DROP COLUMN IF EXISTS failure_count",
+    "ALTER TABLE credits.sync_subscriptions DROP COLUMN IF EXISTS email",
+    "ALTER TABLE credits.sync_subscriptions DROP COLUMN IF EXISTS anchor_day",
+    "ALTER TABLE credits.sync_subscriptions DROP COLUMN IF EXISTS current_period_end",
+    "ALTER TABLE credits.sync_subscriptions DROP COLUMN IF EXISTS cancel_at_period_end",
+]

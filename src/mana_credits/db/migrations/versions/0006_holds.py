@@ -1,0 +1,42 @@
+"""Holds: expiry, the calling app, and the usage row a commit produced.
+
+Revision ID: 0006
+Revises: 0005
+"""
+
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+STATEMENTS = [
+    "ALTER TABLE credits.reservations ADD COLUMN IF NOT EXISTS expires_at timestamptz",
+    "ALTER TABLE credits.reservations ADD COLUMN IF NOT EXISTS app_id text",
+    "ALTER TABLE credits.reservations ADD COLUMN IF NOT EXISTS committed_amount integer",
+    "ALTER TABLE credits.reservations ADD COLUMN IF NOT EXISTS transaction_id uuid",
+    "ALTER TABLE credits.reservations ADD CONSTRAINT reservations_amount_positive CHECK (amount > 0) NOT VALID",
+    "CREATE INDEX IF NOT EXISTS reservations_expiry_idx ON credits.reservations (expires_at) "
+    "WHERE status = 'reserved'",
+]
+
+
+def upgrade() -> None:
+    for statement in STATEMENTS:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    for statement in reversed(DOWN):
+        op.execute(statement)
+
+
+DOWN = [
+    "DROP INDEX IF EXISTS credits.reservations_expiry_idx",
+    "ALTER TABLE credits.reservations DROP CONSTRAINT IF EXISTS reservations_amount_positive",
+    "ALTER TABLE credits.reservations DROP COLUMN IF EXISTS transaction_id",
+    "ALTER TABLE credits.reservations DROP COLUMN IF EXISTS committed_amount",
+    "ALTER TABLE credits.reservations DROP COLUMN IF EXISTS app_id",
+    "ALTER TABLE credits.reservations DROP COLUMN IF EXISTS expires_at",
+]

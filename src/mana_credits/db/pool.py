@@ -1,0 +1,42 @@
+"""asyncpg pool with JSON codecs; SQL lives in each domain's repository module."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import asyncpg
+import msgspec
+from asyncpg.pool import PoolConnectionProxy
+
+
+def _encode_json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog", format="text"
+        )
+
+
+async def create_pool(dsn: str, *, size: int = 5) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=size,
+        init=init_connection,
+        server_settings={"timezone": "UTC", "application_name": "mana-credits"},
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn, server_settings={"timezone": "UTC"})
+    await init_connection(conn)
+    return conn
+
+
+# A connection straight from asyncpg or checked out of the pool: repositories accept either.
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"

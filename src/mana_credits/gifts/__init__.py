@@ -1,0 +1,1 @@
+"""Gift codes: create, look up, redeem exactly once by the right person, cancel, expire."""

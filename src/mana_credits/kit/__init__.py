@@ -1,0 +1,1 @@
+"""Shared, domain-free building blocks: errors, idempotency, pagination, clock, jobs."""

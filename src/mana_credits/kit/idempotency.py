@@ -1,0 +1,108 @@
+"""Idempotent writes (SPEC §4).
+
+The key row is inserted in the same database transaction as the effect. A concurrent duplicate blocks on
+the primary key until the first commits, then finds the stored response and replays it; if the first
+rolled back (an error), the duplicate runs as if it were first. Only successful responses are stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import msgspec
+from litestar import MediaType, Request, Response
+
+from mana_credits.db.pool import Conn
+from mana_credits.kit.errors import IdempotencyKeyReused, ValidationFailed
+
+REPLAY_HEADER = "Idempotent-Replayed"
+MAX_KEY_LENGTH = 255
+
+Work = Callable[[Conn], Awaitable[tuple[int, Any]]]
+
+
+def key_from(request: Request[Any, Any, Any], body_key: str | None = None) -> str | None:
+    """The `Idempotency-Key` header, else the old `idempotencyKey` body field."""
+    key = request.headers.get("idempotency-key") or body_key
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ValidationFailed(
+            f"Idempotency key must be 1..{MAX_KEY_LENGTH} characters",
+            details={"fields": [{"field": "idempotencyKey"}]},
+        )
+    return key
+
+
+def fingerprint(operation: str, params: Any) -> str:
+    return hashlib.sha256(operation.encode() + b"\0" + msgspec.json.encode(params)).hexdigest()
+
+
+def json_response(status: int, body: Any, *, replayed: bool = False) -> Response[Any]:
+    headers = {REPLAY_HEADER: "true"} if replayed else None
+    return Response(content=body, status_code=status, media_type=MediaType.JSON, headers=headers)
+
+
+async def run_idempotent(
+    pool: asyncpg.Pool,
+    *,
+    scope: str,
+    key: str | None,
+    operation: str,
+    params: Any,
+    work: Work,
+) -> Response[Any]:
+    """Run `work` in one transaction; with a key, at most once per (scope, key)."""
+    async with pool.acquire() as conn, conn.transaction():
+        if key is None:
+            status, body = await work(conn)
+            return json_response(status, body)
+        stored = await claim(conn, scope, key, fingerprint(operation, params))
+        if stored is not None:
+            return json_response(stored[0], stored[1], replayed=True)
+        status, body = await work(conn)
+        await remember(conn, scope, key, status, body)
+        return json_response(status, body)
+
+
+async def claim(conn: Conn, scope: str, key: str, request_hash: str) -> tuple[int, Any] | None:
+    """Insert the key; None when we own it now, else the stored (status, body) to replay.
+
+    Raises IdempotencyKeyReused when the key was used with other parameters.
+    """
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO credits.idempotency_keys (scope, key, request_hash)
+        VALUES ($1, $2, $3) ON CONFLICT (scope, key) DO NOTHING RETURNING true
+        """,
+        scope,
+        key,
+        request_hash,
+    )
+    if inserted:
+        return None
+    row = await conn.fetchrow(
+        "SELECT request_hash, response_status, response_body FROM credits.idempotency_keys "
+        "WHERE scope = $1 AND key = $2",
+        scope,
+        key,
+    )
+    assert row is not None  # the conflicting row is committed: ON CONFLICT waited for it
+    if row["request_hash"] != request_hash:
+        raise IdempotencyKeyReused()
+    return int(row["response_status"]), row["response_body"]
+
+
+async def remember(conn: Conn, scope: str, key: str, status: int, body: Any) -> None:
+    await conn.execute(
+        "UPDATE credits.idempotency_keys SET response_status = $3, response_body = $4 "
+        "WHERE scope = $1 AND key = $2",
+        scope,
+        key,
+        status,
+        body,
+    )

@@ -1,0 +1,82 @@
+"""What the ledger returns, shaped as the JSON of SPEC §3 (camelCase)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+
+class TxType(StrEnum):
+    PURCHASE = "purchase"
+    USAGE = "usage"
+    REFUND = "refund"
+    GIFT = "gift"
+    GRANT = "grant"
+    REVERSAL = "reversal"
+    EXPIRY = "expiry"
+
+
+class Transaction(msgspec.Struct, rename="camel", kw_only=True):
+    id: UUID
+    user_id: str
+    type: str
+    status: str
+    amount: int
+    balance_before: int
+    balance_after: int
+    app_id: str
+    description: str
+    metadata: dict[str, Any] | None
+    idempotency_key: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Transaction:
+        return cls(
+            id=row["id"],
+            user_id=row["user_id"],
+            type=row["type"],
+            status=row["status"],
+            amount=row["amount"],
+            balance_before=row["balance_before"],
+            balance_after=row["balance_after"],
+            app_id=row["app_id"],
+            description=row["description"],
+            metadata=row["metadata"],
+            idempotency_key=row["idempotency_key"],
+            created_at=row["created_at"],
+            completed_at=row["completed_at"],
+        )
+
+
+class Balance(msgspec.Struct, rename="camel", kw_only=True):
+    balance: int
+    total_earned: int
+    total_spent: int
+    reserved: int
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record | None) -> Balance:
+        if row is None:
+            return cls(balance=0, total_earned=0, total_spent=0, reserved=0)
+        return cls(
+            balance=row["balance"],
+            total_earned=row["total_earned"],
+            total_spent=row["total_spent"],
+            reserved=row["reserved"],
+        )
+
+
+class Entry(msgspec.Struct, kw_only=True):
+    """A ledger write: the transaction row plus the balance totals right after it."""
+
+    transaction: Transaction
+    balance: int
+    total_earned: int
+    total_spent: int

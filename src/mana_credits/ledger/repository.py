@@ -1,0 +1,257 @@
+"""Ledger SQL. Each money move is one statement: the balance row and its transaction row change together.
+
+Totals: `total_earned` grows with purchases, gifts received and grants and shrinks with reversals;
+`total_spent` grows with usage and gifts given and shrinks with refunds. So `total_earned - total_spent`
+always equals the ledger sum, and a refund no longer inflates `total_earned` as it did in the old service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from mana_credits.db.pool import Conn
+from mana_credits.kit.errors import InsufficientCredits
+from mana_credits.ledger.models import Balance, Entry, Transaction, TxType
+
+
+def _tx_insert(amount: str, first: int) -> str:
+    """The ledger row for CTE `b`; type, app id, description, metadata, key are params first..first+4."""
+    t, app, desc, meta, key = (f"${first + i}" for i in range(5))
+    return f"""
+  INSERT INTO credits.transactions
+    (user_id, type, status, amount, balance_before, balance_after, app_id, description, metadata,
+     idempotency_key, completed_at)
+  SELECT $1, {t}::public.transaction_type, 'completed', {amount}, b.balance - ({amount}), b.balance,
+         {app}, {desc}, {meta}, {key}, now()
+  FROM b
+  RETURNING *
+"""
+
+
+_RESULT = """
+SELECT tx.*, b.balance AS new_balance, b.total_earned AS new_total_earned, b.total_spent AS new_total_spent
+FROM tx, b
+"""
+
+# Conditional debit: succeeds only when the balance covers the amount (a negative balance blocks all).
+_DEBIT = (
+    """
+WITH b AS (
+  UPDATE credits.balances
+  SET balance = balance - $2, total_spent = total_spent + $2, version = version + 1, updated_at = now()
+  WHERE user_id = $1 AND balance >= $2
+  RETURNING balance, total_earned, total_spent
+), tx AS ("""
+    + _tx_insert("-$2::integer", first=4)
+    + """), usage AS (
+  INSERT INTO credits.usage_stats (user_id, app_id, credits_used, date, metadata)
+  SELECT $1, $5, $2, now(), $7 FROM b WHERE $3::boolean
+)"""
+    + _RESULT
+)
+
+# Unconditional change ($2 signed) with the totals moved by $3 (earned) and $4 (spent); creates the row.
+_APPLY = (
+    """
+WITH b AS (
+  INSERT INTO credits.balances AS cur (user_id, balance, total_earned, total_spent)
+  VALUES ($1, $2, $3, $4)
+  ON CONFLICT (user_id) DO UPDATE
+  SET balance = cur.balance + EXCLUDED.balance,
+      total_earned = cur.total_earned + EXCLUDED.total_earned,
+      total_spent = cur.total_spent + EXCLUDED.total_spent,
+      version = cur.version + 1,
+      updated_at = now()
+  RETURNING balance, total_earned, total_spent
+), tx AS ("""
+    + _tx_insert("$2::integer", first=5)
+    + ")"
+    + _RESULT
+)
+
+_BALANCE = "SELECT balance, total_earned, total_spent, reserved FROM credits.balances WHERE user_id = $1"
+
+
+def _entry(row: asyncpg.Record) -> Entry:
+    return Entry(
+        transaction=Transaction.from_row(row),
+        balance=row["new_balance"],
+        total_earned=row["new_total_earned"],
+        total_spent=row["new_total_spent"],
+    )
+
+
+async def get_balance(conn: Conn, user_id: str, *, create: bool = True) -> Balance:
+    """The user's balance; a user without a row gets zeros (and, with `create`, a row)."""
+    row = await conn.fetchrow(_BALANCE, user_id)
+    if row is None and create:
+        await conn.execute(
+            "INSERT INTO credits.balances (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING", user_id
+        )
+    return Balance.from_row(row)
+
+
+async def _insufficient(conn: Conn, user_id: str, amount: int) -> InsufficientCredits:
+    available = await conn.fetchval("SELECT balance FROM credits.balances WHERE user_id = $1", user_id)
+    return InsufficientCredits(required=amount, available=available or 0)
+
+
+async def debit(
+    conn: Conn,
+    user_id: str,
+    amount: int,
+    *,
+    type: TxType,
+    app_id: str,
+    description: str,
+    metadata: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    record_usage: bool = False,
+) -> Entry:
+    """Take `amount` (> 0) from the balance, or raise InsufficientCredits and change nothing."""
+    row = await conn.fetchrow(
+        _DEBIT, user_id, amount, record_usage, type.value, app_id, description, metadata,
+        idempotency_key,
+    )  # fmt: skip
+    if row is None:
+        raise await _insufficient(conn, user_id, amount)
+    return _entry(row)
+
+
+async def _apply(
+    conn: Conn,
+    user_id: str,
+    amount: int,
+    earned: int,
+    spent: int,
+    *,
+    type: TxType,
+    app_id: str,
+    description: str,
+    metadata: dict[str, Any] | None,
+    idempotency_key: str | None,
+) -> Entry:
+    row = await conn.fetchrow(
+        _APPLY, user_id, amount, earned, spent, type.value, app_id, description, metadata, idempotency_key
+    )
+    assert row is not None
+    return _entry(row)
+
+
+async def credit(
+    conn: Conn,
+    user_id: str,
+    amount: int,
+    *,
+    type: TxType,
+    app_id: str,
+    description: str,
+    metadata: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> Entry:
+    """Add `amount` (> 0). A refund lowers `total_spent`; everything else raises `total_earned`."""
+    assert amount > 0
+    earned, spent = (0, -amount) if type is TxType.REFUND else (amount, 0)
+    return await _apply(
+        conn, user_id, amount, earned, spent, type=type, app_id=app_id, description=description,
+        metadata=metadata, idempotency_key=idempotency_key,
+    )  # fmt: skip
+
+
+async def take_back(
+    conn: Conn,
+    user_id: str,
+    amount: int,
+    *,
+    app_id: str,
+    description: str,
+    metadata: dict[str, Any] | None = None,
+    type: TxType = TxType.REVERSAL,
+) -> Entry:
+    """Remove `amount` (> 0) whatever the balance (Stripe refunds, disputes): it may go negative."""
+    assert amount > 0
+    return await _apply(
+        conn, user_id, -amount, -amount, 0, type=type, app_id=app_id, description=description,
+        metadata=metadata, idempotency_key=None,
+    )  # fmt: skip
+
+
+async def hold(conn: Conn, user_id: str, amount: int) -> Balance:
+    """Move `amount` from `balance` to `reserved`, or raise InsufficientCredits. No ledger row yet."""
+    row = await conn.fetchrow(
+        """
+        UPDATE credits.balances
+        SET balance = balance - $2, reserved = reserved + $2, version = version + 1, updated_at = now()
+        WHERE user_id = $1 AND balance >= $2
+        RETURNING balance, total_earned, total_spent, reserved
+        """,
+        user_id,
+        amount,
+    )
+    if row is None:
+        raise await _insufficient(conn, user_id, amount)
+    return Balance.from_row(row)
+
+
+async def release_hold(conn: Conn, user_id: str, amount: int) -> Balance:
+    """Give held credits back to the balance."""
+    row = await conn.fetchrow(
+        """
+        UPDATE credits.balances
+        SET balance = balance + $2, reserved = reserved - $2, version = version + 1, updated_at = now()
+        WHERE user_id = $1
+        RETURNING balance, total_earned, total_spent, reserved
+        """,
+        user_id,
+        amount,
+    )
+    assert row is not None
+    return Balance.from_row(row)
+
+
+async def settle_hold(
+    conn: Conn,
+    user_id: str,
+    held: int,
+    used: int,
+    *,
+    app_id: str,
+    description: str,
+    metadata: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> Entry:
+    """Spend `used` (1..held) of a hold as a usage row and release the rest, in one statement.
+
+    The row's `balanceBefore` is the balance as if the hold had not been taken, so
+    `balanceAfter = balanceBefore + amount` and equals the balance the user sees afterwards.
+    """
+    assert 0 < used <= held
+    row = await conn.fetchrow(
+        """
+        WITH b AS (
+          UPDATE credits.balances
+          SET balance = balance + ($3::integer - $2::integer), reserved = reserved - $3,
+              total_spent = total_spent + $2, version = version + 1, updated_at = now()
+          WHERE user_id = $1
+          RETURNING balance, total_earned, total_spent
+        ), tx AS (
+          INSERT INTO credits.transactions
+            (user_id, type, status, amount, balance_before, balance_after, app_id, description, metadata,
+             idempotency_key, completed_at)
+          SELECT $1, 'usage', 'completed', -$2::integer, b.balance + $2, b.balance, $4, $5, $6, $7, now()
+          FROM b
+          RETURNING *
+        ), usage AS (
+          INSERT INTO credits.usage_stats (user_id, app_id, credits_used, date, metadata)
+          SELECT $1, $4, $2, now(), $6 FROM b
+        )
+        SELECT tx.*, b.balance AS new_balance, b.total_earned AS new_total_earned,
+               b.total_spent AS new_total_spent
+        FROM tx, b
+        """,
+        user_id, used, held, app_id, description, metadata, idempotency_key,
+    )  # fmt: skip
+    assert row is not None
+    return _entry(row)

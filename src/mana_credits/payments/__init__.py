@@ -1,0 +1,1 @@
+"""Credit packages, purchases through Stripe, and the Stripe webhook intake."""

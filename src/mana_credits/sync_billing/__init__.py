@@ -1,0 +1,1 @@
+"""The cloud-sync credit subscription: activation, renewals exactly once, pause, gifted sync."""
