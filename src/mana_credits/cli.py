@@ -191,6 +191,13 @@ async def _audit(url: str) -> list[tuple[str, list[str]]]:
 
 
 def main() -> None:
+    from mana_credits.gifts import cli as gifts_cli
+    from mana_credits.payments import cli as payments_cli
+    from mana_credits.sync_billing import cli as sync_cli
+
+    app.add_typer(payments_cli.app, name="packages", help="List, add and deactivate credit packages.")
+    app.add_typer(gifts_cli.app, name="gifts", help="Gift operator commands (expiry sweep).")
+    app.add_typer(sync_cli.app, name="billing", help="Cloud-sync billing (run renewals now).")
     app()
 
 
