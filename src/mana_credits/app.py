@@ -27,6 +27,7 @@ from mana_credits.gifts import tasks as gifts_tasks
 from mana_credits.kit.clock import Clock
 from mana_credits.kit.errors import EXCEPTION_HANDLERS
 from mana_credits.kit.jobs import JobRunner
+from mana_credits.kit.validation import strict_json_body
 from mana_credits.notifications import tasks as notification_tasks
 from mana_credits.payments import endpoints as payments_endpoints
 from mana_credits.payments import tasks as payments_tasks
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             PrometheusController,
         ],
         dependencies=CTX,
+        before_request=strict_json_body,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         middleware=[prometheus.middleware],

@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
+from litestar import Request
 
 from mana_credits.kit.errors import ValidationFailed
 
@@ -36,6 +37,42 @@ def decode_body(raw: bytes, type_: type[T], *, optional: bool = False) -> T:
 
 
 def _field_of(exc: msgspec.ValidationError) -> dict[str, Any]:
+    """msgspec says `... - at `$.a.b`` for a bad value and `missing required field `x`` for an absent one."""
     message = str(exc)
-    _, _, path = message.rpartition(" - at `")
-    return {"field": path.rstrip("`").removeprefix("$.") if path else "body", "message": message}
+    head, _, at = message.partition(" - at `$")
+    path = at.rstrip("`").lstrip(".")
+    _, missing, name = head.partition("missing required field `")
+    if missing:
+        path = f"{path}.{name.rstrip('`')}" if path else name.rstrip("`")
+    return {"field": path or "body", "message": message}
+
+
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+async def strict_json_body(request: Request[Any, Any, Any]) -> None:
+    """App-wide `before_request`: validate a JSON body strictly against the handler's `data` struct.
+
+    Litestar converts bodies leniently (`"5"` becomes 5); money amounts must not be guessed, so a wrong
+    type, a missing field or malformed JSON is a 400 here, naming the field, before the handler runs.
+    """
+    field = request.route_handler.parsed_data_field
+    if field is None:
+        return
+    candidates = (field.annotation, *(inner.annotation for inner in field.inner_types))
+    if not any(isinstance(t, type) and issubclass(t, msgspec.Struct) for t in candidates):
+        return
+    raw = await request.body()
+    if not raw.strip():
+        if field.is_optional:
+            return
+        raise ValidationFailed("Request body is required", details={"fields": [{"field": "body"}]})
+    decoder = _decoders.get(field.annotation)
+    if decoder is None:
+        decoder = _decoders[field.annotation] = msgspec.json.Decoder(field.annotation)
+    try:
+        decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed(str(exc), details={"fields": [_field_of(exc)]}) from exc
+    except msgspec.DecodeError as exc:
+        raise ValidationFailed("Malformed JSON body", details={"fields": [{"field": "body"}]}) from exc
