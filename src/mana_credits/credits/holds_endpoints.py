@@ -1,7 +1,121 @@
-"""Routes /api/v1/internal/credits/reserve|commit|refund-reservation (filled in by the holds issue)."""
+"""Routes /api/v1/internal/credits/reserve|commit|refund-reservation (service key).
+
+With a per-app key a caller resolves only its own reservations (others look like 404); with the shared
+key any caller may, as the reservation id is an unguessable UUID it was handed.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, Router, post
 from litestar.types import ControllerRouterHandler
 
-routes: list[ControllerRouterHandler] = []
+from mana_credits.auth.dependencies import CALLER
+from mana_credits.auth.models import ServiceCaller
+from mana_credits.context import AppContext
+from mana_credits.credits import holds
+from mana_credits.credits.schemas import Amount, Text, UserId
+from mana_credits.kit import idempotency
+from mana_credits.kit.validation import parse_uuid
+
+DEFAULT_TTL_SECONDS = 900
+MAX_TTL_SECONDS = 86_400
+
+Ttl = Annotated[int, msgspec.Meta(ge=1, le=MAX_TTL_SECONDS)]
+# 0 is allowed on commit: nothing is spent and the whole hold is released.
+CommitAmount = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
+ReservationId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class Reserve(msgspec.Struct, rename="camel", kw_only=True):
+    user_id: UserId
+    amount: Amount
+    reason: Text
+    ttl_seconds: Ttl = DEFAULT_TTL_SECONDS
+
+
+class Commit(msgspec.Struct, rename="camel", kw_only=True):
+    reservation_id: ReservationId
+    amount: CommitAmount | None = None
+    description: Text | None = None
+
+
+class ReleaseReservation(msgspec.Struct, rename="camel", kw_only=True):
+    reservation_id: ReservationId
+
+
+def _scope(caller: ServiceCaller) -> str:
+    return f"service:{caller.app_id}"
+
+
+def _owner(caller: ServiceCaller) -> str | None:
+    return caller.app_id if caller.per_app_key else None
+
+
+@post("/reserve", status_code=200)
+async def reserve(
+    ctx: AppContext, caller: ServiceCaller, data: Reserve, request: Request[Any, Any, Any]
+) -> Response[Any]:
+    async def work(conn: Any) -> tuple[int, Any]:
+        held = await holds.reserve(
+            conn, user_id=data.user_id, amount=data.amount, reason=data.reason, app_id=caller.app_id,
+            ttl_seconds=data.ttl_seconds, now=ctx.clock.now(),
+        )  # fmt: skip
+        return 200, {
+            "reservationId": str(held.reservation_id),
+            "balance": held.balance,
+            "expiresAt": held.expires_at,
+        }
+
+    return await idempotency.run_idempotent(
+        ctx.pool, scope=_scope(caller), key=idempotency.key_from(request), operation="credits.reserve",
+        params=data, work=work,
+    )  # fmt: skip
+
+
+@post("/commit", status_code=200)
+async def commit(
+    ctx: AppContext, caller: ServiceCaller, data: Commit, request: Request[Any, Any, Any]
+) -> Response[Any]:
+    reservation_id = parse_uuid(data.reservation_id, "reservationId")
+    key = idempotency.key_from(request)
+
+    async def work(conn: Any) -> tuple[int, Any]:
+        done = await holds.commit(
+            conn, reservation_id, amount=data.amount, description=data.description, owner=_owner(caller),
+            now=ctx.clock.now(), idempotency_key=key,
+        )  # fmt: skip
+        transaction_id = str(done.transaction_id) if done.transaction_id else None
+        return 200, {"success": True, "transactionId": transaction_id}
+
+    return await idempotency.run_idempotent(
+        ctx.pool, scope=_scope(caller), key=key, operation="credits.commit", params=data, work=work
+    )
+
+
+@post("/refund-reservation", status_code=200)
+async def refund_reservation(
+    ctx: AppContext, caller: ServiceCaller, data: ReleaseReservation, request: Request[Any, Any, Any]
+) -> Response[Any]:
+    reservation_id = parse_uuid(data.reservation_id, "reservationId")
+
+    async def work(conn: Any) -> tuple[int, Any]:
+        balance = await holds.release(conn, reservation_id, owner=_owner(caller), now=ctx.clock.now())
+        return 200, {"success": True, "balance": balance}
+
+    return await idempotency.run_idempotent(
+        ctx.pool, scope=_scope(caller), key=idempotency.key_from(request),
+        operation="credits.refund-reservation", params=data, work=work,
+    )  # fmt: skip
+
+
+routes: list[ControllerRouterHandler] = [
+    Router(
+        path="/api/v1/internal/credits",
+        dependencies=CALLER,
+        route_handlers=[reserve, commit, refund_reservation],
+        tags=["internal"],
+    )
+]

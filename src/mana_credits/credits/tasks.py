@@ -1,10 +1,16 @@
-"""Background jobs of this domain (see kit.jobs)."""
+"""Background jobs of this domain (see kit.jobs): releasing expired holds."""
 
 from __future__ import annotations
 
 from mana_credits.context import AppContext
+from mana_credits.credits import holds
 from mana_credits.kit.jobs import Job
+
+HOLD_SWEEP_SECONDS = 30.0
 
 
 def jobs(ctx: AppContext) -> list[Job]:
-    return []
+    async def sweep() -> int:
+        return await holds.sweep_expired(ctx.pool, ctx.clock.now())
+
+    return [Job(name="holds.expiry", interval_seconds=HOLD_SWEEP_SECONDS, run=sweep)]

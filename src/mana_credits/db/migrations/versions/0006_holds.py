@@ -13,6 +13,10 @@ depends_on = None
 
 STATEMENTS = [
     "ALTER TABLE credits.reservations ADD COLUMN IF NOT EXISTS expires_at timestamptz",
+    # Holds adopted from the old service had no expiry: give them the default 15 minutes so the sweep
+    # releases them instead of keeping those credits reserved forever.
+    "UPDATE credits.reservations SET expires_at = created_at + interval '15 minutes' WHERE expires_at IS NULL",
+    "ALTER TABLE credits.reservations ALTER COLUMN expires_at SET NOT NULL",
     "ALTER TABLE credits.reservations ADD COLUMN IF NOT EXISTS app_id text",
     "ALTER TABLE credits.reservations ADD COLUMN IF NOT EXISTS committed_amount integer",
     "ALTER TABLE credits.reservations ADD COLUMN IF NOT EXISTS transaction_id uuid",

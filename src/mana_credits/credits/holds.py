@@ -1,0 +1,181 @@
+"""Holds (reservations): reserve before an AI call, commit the real cost afterwards, or release.
+
+Every reservation resolves at most once. Commit, release and the expiry sweep each *claim* the row with a
+conditional `UPDATE … WHERE status = 'reserved'`; the loser sees no row and gets a 409. The balance moves
+(via the ledger) in the same transaction as the claim, so a rolled-back claim moves nothing.
+
+A hold past its `expires_at` can no longer be committed (whether or not the sweep has run yet), so the
+outcome never depends on when the sweep happens; it can still be released.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from mana_credits import ledger
+from mana_credits.db.pool import Conn
+from mana_credits.kit.errors import Conflict, CreditsError, NotFound
+
+SWEEP_BATCH = 500
+
+
+class ReservationResolved(Conflict):
+    code = "reservation_resolved"
+    message = "Reservation is already committed or released"
+
+
+class ReservationExpired(Conflict):
+    code = "reservation_expired"
+    message = "Reservation has expired"
+
+
+class AmountExceedsReservation(Conflict):
+    code = "amount_exceeds_reservation"
+    message = "Commit amount exceeds the reserved amount"
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    reservation_id: UUID
+    balance: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    transaction_id: UUID | None
+
+
+async def reserve(
+    conn: Conn, *, user_id: str, amount: int, reason: str, app_id: str, ttl_seconds: int, now: datetime
+) -> Reserved:
+    """Move `amount` into `reserved` and record the hold; the caller owns the transaction."""
+    balance = await ledger.hold(conn, user_id, amount)
+    expires_at = now + timedelta(seconds=ttl_seconds)
+    reservation_id = await conn.fetchval(
+        "INSERT INTO credits.reservations (user_id, amount, reason, app_id, expires_at, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        user_id, amount, reason, app_id, expires_at, now,
+    )  # fmt: skip
+    return Reserved(reservation_id=reservation_id, balance=balance.balance, expires_at=expires_at)
+
+
+# Claims a live hold for commit: still reserved, not expired, and covering the amount.
+_CLAIM_COMMIT = """
+UPDATE credits.reservations
+SET status = $2::public.reservation_status, resolved_at = $3, committed_amount = COALESCE($4, amount)
+WHERE id = $1 AND status = 'reserved' AND expires_at > $3 AND amount >= COALESCE($4, 0)
+  AND ($5::text IS NULL OR app_id = $5)
+RETURNING user_id, amount, reason, app_id, committed_amount
+"""
+
+_CLAIM_RELEASE = """
+UPDATE credits.reservations
+SET status = 'refunded', resolved_at = $2, committed_amount = 0
+WHERE id = $1 AND status = 'reserved' AND ($3::text IS NULL OR app_id = $3)
+RETURNING user_id, amount
+"""
+
+
+async def commit(
+    conn: Conn,
+    reservation_id: UUID,
+    *,
+    amount: int | None,
+    description: str | None,
+    owner: str | None,
+    now: datetime,
+    idempotency_key: str | None,
+) -> Committed:
+    """Spend `amount` (default: all) of the hold and release the rest.
+
+    `amount == 0` spends nothing: the hold is released and recorded as `refunded` (no ledger row).
+    `owner` (the app of a per-app key) restricts which reservations the caller may resolve.
+    """
+    status = "refunded" if amount == 0 else "committed"
+    row = await conn.fetchrow(_CLAIM_COMMIT, reservation_id, status, now, amount, owner)
+    if row is None:
+        raise await _why_not(conn, reservation_id, owner, now, amount)
+    if amount == 0:
+        await ledger.release_hold(conn, row["user_id"], row["amount"])
+        return Committed(transaction_id=None)
+    entry = await ledger.settle_hold(
+        conn, row["user_id"], row["amount"], row["committed_amount"],
+        app_id=row["app_id"] or "unknown", description=description or row["reason"],
+        metadata={"reservationId": str(reservation_id), "reason": row["reason"]},
+        idempotency_key=idempotency_key,
+    )  # fmt: skip
+    await conn.execute(
+        "UPDATE credits.reservations SET transaction_id = $2 WHERE id = $1",
+        reservation_id,
+        entry.transaction.id,
+    )
+    return Committed(transaction_id=entry.transaction.id)
+
+
+async def release(conn: Conn, reservation_id: UUID, *, owner: str | None, now: datetime) -> int:
+    """Give the whole hold back; returns the balance afterwards."""
+    row = await conn.fetchrow(_CLAIM_RELEASE, reservation_id, now, owner)
+    if row is None:
+        raise await _why_not(conn, reservation_id, owner, now, None)
+    balance = await ledger.release_hold(conn, row["user_id"], row["amount"])
+    return balance.balance
+
+
+async def _why_not(
+    conn: Conn, reservation_id: UUID, owner: str | None, now: datetime, amount: int | None
+) -> CreditsError:
+    """Explain a failed claim (read after the fact; the claim itself decided)."""
+    row = await conn.fetchrow(
+        "SELECT status, amount, expires_at, app_id FROM credits.reservations WHERE id = $1", reservation_id
+    )
+    if row is None or (owner is not None and row["app_id"] != owner):
+        return NotFound("Reservation not found")
+    if row["status"] != "reserved":
+        return ReservationResolved(details={"status": row["status"]})
+    if row["expires_at"] <= now:
+        return ReservationExpired(details={"expiresAt": row["expires_at"].isoformat()})
+    return AmountExceedsReservation(details={"reserved": row["amount"], "requested": amount})
+
+
+async def sweep_expired(pool: asyncpg.Pool, now: datetime, batch: int = SWEEP_BATCH) -> int:
+    """Release every hold expired at `now`; returns how many. Safe to run in several processes at once."""
+    released = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await _claim_expired(conn, now, batch)
+            per_user: defaultdict[str, int] = defaultdict(int)
+            for row in rows:
+                per_user[row["user_id"]] += row["amount"]
+            # Sorted so two sweepers lock balance rows in the same order.
+            for user_id in sorted(per_user):
+                await ledger.release_hold(conn, user_id, per_user[user_id])
+        released += len(rows)
+        if len(rows) < batch:
+            return released
+
+
+async def _claim_expired(conn: Conn, now: datetime, batch: int) -> list[Any]:
+    return await conn.fetch(
+        """
+        WITH due AS (
+          SELECT id FROM credits.reservations
+          WHERE status = 'reserved' AND expires_at <= $1
+          ORDER BY expires_at
+          LIMIT $2
+          FOR UPDATE SKIP LOCKED
+        )
+        UPDATE credits.reservations r
+        SET status = 'refunded', resolved_at = $1, committed_amount = 0
+        FROM due WHERE r.id = due.id
+        RETURNING r.user_id, r.amount
+        """,
+        now,
+        batch,
+    )
