@@ -1,0 +1,63 @@
+"""Real parallel requests against one account: no lost update, no overdraft, one effect per key."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from mana_credits.ledger.audit import audit
+from tests.support import Api
+
+
+async def test_200_concurrent_debits_of_1_on_100(api: Api, client: httpx.AsyncClient, db: object) -> None:
+    user = api.actor()
+    await api.fund(user.id, 100)
+    body = {"amount": 1, "appId": "chat", "description": "one credit"}
+    results = await asyncio.gather(
+        *[client.post("/api/v1/credits/use", json=body, headers=user.headers) for _ in range(200)]
+    )
+    statuses = [r.status_code for r in results]
+    assert statuses.count(200) == 100
+    assert statuses.count(402) == 100
+    assert await api.balance(user) == {"balance": 0, "totalEarned": 100, "totalSpent": 100, "reserved": 0}
+    after = sorted(r.json()["newBalance"]["balance"] for r in results if r.status_code == 200)
+    assert after == list(range(100))  # every debit saw a distinct balance: no lost update
+    count = await db.fetchval(  # type: ignore[attr-defined]
+        "SELECT count(*) FROM credits.transactions WHERE user_id = $1 AND type = 'usage'", user.id
+    )
+    assert count == 100
+    assert await audit(db) == []  # type: ignore[arg-type]
+
+
+async def test_same_idempotency_key_50_times_at_once(api: Api, client: httpx.AsyncClient, db: object) -> None:
+    user = api.actor()
+    await api.fund(user.id, 100)
+    body = {"amount": 10, "appId": "chat", "description": "retried by the caller"}
+    headers = {**user.headers, "Idempotency-Key": "retry-storm"}
+    results = await asyncio.gather(
+        *[client.post("/api/v1/credits/use", json=body, headers=headers) for _ in range(50)]
+    )
+    assert {r.status_code for r in results} == {200}
+    replays = [r for r in results if r.headers.get("idempotent-replayed") == "true"]
+    assert len(replays) == 49
+    assert {r.json()["transaction"]["id"] for r in results} == {results[0].json()["transaction"]["id"]}
+    rows = await db.fetchval(  # type: ignore[attr-defined]
+        "SELECT count(*) FROM credits.transactions WHERE user_id = $1 AND type = 'usage'", user.id
+    )
+    assert rows == 1
+    assert (await api.balance(user))["balance"] == 90
+    reused = await client.post("/api/v1/credits/use", json={**body, "amount": 11}, headers=headers)
+    assert reused.status_code == 409 and reused.json()["code"] == "idempotency_key_reused"
+    assert (await api.balance(user))["balance"] == 90
+
+
+async def test_failed_attempt_does_not_burn_the_key(api: Api, client: httpx.AsyncClient) -> None:
+    user = api.actor()
+    body = {"amount": 10, "appId": "chat", "description": "x"}
+    headers = {**user.headers, "Idempotency-Key": "after-top-up"}
+    assert (await client.post("/api/v1/credits/use", json=body, headers=headers)).status_code == 402
+    await api.fund(user.id, 10)
+    retried = await client.post("/api/v1/credits/use", json=body, headers=headers)
+    assert retried.status_code == 200 and "idempotent-replayed" not in retried.headers
+    assert (await api.balance(user))["balance"] == 0

@@ -1,0 +1,53 @@
+"""Health, readiness, metrics, OpenAPI, unknown routes."""
+
+from __future__ import annotations
+
+import httpx
+
+
+async def test_health_is_liveness(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["service"] == "mana-credits" and body["timestamp"]
+
+
+async def test_ready_checks_the_database(client: httpx.AsyncClient) -> None:
+    response = await client.get("/ready")
+    assert response.status_code == 200
+
+
+async def test_unknown_route_is_json_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.json() == {"statusCode": 404, "message": "Not Found", "code": "not_found"}
+
+
+async def test_wrong_method_is_json_405(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/api/v1/credits/packages")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+async def test_metrics_are_prometheus_text(client: httpx.AsyncClient) -> None:
+    await client.get("/health")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert "mana_credits_requests_total" in response.text
+
+
+async def test_openapi_document_and_docs_page(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    assert schema["info"]["title"] == "mana-credits"
+    assert "/api/v1/credits/use" in schema["paths"]
+    docs = await client.get("/docs")
+    assert docs.status_code == 200 and "text/html" in docs.headers["content-type"]
+
+
+async def test_cors_preflight_for_the_web_app(client: httpx.AsyncClient) -> None:
+    response = await client.options(
+        "/api/v1/credits/balance",
+        headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "GET"},
+    )
+    assert response.status_code in (200, 204)
+    assert response.headers["access-control-allow-origin"] == "http://localhost:5173"

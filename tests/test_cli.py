@@ -1,0 +1,96 @@
+"""The operator CLI, run as a real process: migrate (adopting an old database), seed, audit, token."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import jwt
+
+from mana_credits import ledger
+from mana_credits.db.pool import connect
+from mana_credits.ledger.models import TxType
+
+CLI = str(Path(sys.executable).parent / "mana-credits")
+LEGACY_SCHEMA = Path(__file__).parent / "fixtures" / "legacy_schema.sql"
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        CLI, *args, env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    return process.returncode or 0, out.decode()
+
+
+async def test_audit_passes_then_names_the_offender(fresh_database: Callable[[], Awaitable[str]]) -> None:
+    url = await fresh_database()
+    conn = await connect(url)
+    try:
+        for i in range(5):
+            await ledger.credit(conn, f"user-{i}", 10 + i, type=TxType.GRANT, app_id="t", description="g")
+            await ledger.debit(conn, f"user-{i}", 3, type=TxType.USAGE, app_id="t", description="u")
+        code, out = await run_cli("audit", env={"DATABASE_URL": url})
+        assert code == 0, out
+        assert "ledger consistent" in out
+        await conn.execute("UPDATE credits.balances SET balance = balance + 1 WHERE user_id = 'user-3'")
+        code, out = await run_cli("audit", env={"DATABASE_URL": url})
+    finally:
+        await conn.close()
+    assert code == 1
+    assert "user-3" in out and "user-2" not in out
+
+
+async def test_migrate_adopts_a_database_of_the_old_service(pg_admin_url: str) -> None:
+    from mana_credits.db.embedded import database_url
+
+    admin = await asyncpg.connect(pg_admin_url)
+    await admin.execute('DROP DATABASE IF EXISTS "legacy_adopt" WITH (FORCE)')
+    await admin.execute('CREATE DATABASE "legacy_adopt"')
+    await admin.close()
+    url = database_url(pg_admin_url, "legacy_adopt")
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(LEGACY_SCHEMA.read_text())
+        await conn.execute(
+            """
+            INSERT INTO credits.balances (user_id, balance, total_earned, total_spent)
+            VALUES ('old-user', 70, 100, 30);
+            INSERT INTO credits.transactions (user_id, type, status, amount, balance_before, balance_after,
+              app_id, description, idempotency_key, completed_at)
+            VALUES ('old-user', 'purchase', 'completed', 100, 0, 100, 'web', 'package', 'k-1', now()),
+                   ('old-user', 'usage', 'completed', -30, 100, 70, 'chat', 'chat', 'k-2', now());
+            """
+        )
+        code, out = await run_cli("migrate", env={"DATABASE_URL": url})
+        assert code == 0, out
+        code, out = await run_cli("migrate", env={"DATABASE_URL": url})  # a second run changes nothing
+        assert code == 0, out
+        code, out = await run_cli("seed", env={"DATABASE_URL": url})
+        assert code == 0 and "4 package(s) added" in out
+        code, out = await run_cli("seed", env={"DATABASE_URL": url})
+        assert code == 0 and "0 package(s) added" in out
+        row = await conn.fetchrow("SELECT balance, reserved FROM credits.balances WHERE user_id = 'old-user'")
+        assert (row["balance"], row["reserved"]) == (70, 0)
+        code, out = await run_cli("audit", env={"DATABASE_URL": url})
+        assert code == 0, out
+    finally:
+        await conn.close()
+
+
+async def test_token_command_signs_with_the_dev_key(tmp_path: Path) -> None:
+    env = {"MANA_CREDITS_DATA_DIR": str(tmp_path), "MANA_AUTH_URL": "http://auth.test"}
+    code, out = await run_cli("token", "--user", "alice", "--email", "alice@example.com", "--admin", env=env)
+    assert code == 0, out
+    token = out.strip().splitlines()[-1]
+    from mana_credits.auth import devkey
+
+    public = devkey.public_jwk(devkey.load_or_create(tmp_path / "dev-jwt-key.pem"))
+    claims = jwt.decode(token, public.key, algorithms=["EdDSA"], audience="mana", issuer="http://auth.test")
+    assert (claims["sub"], claims["email"], claims["role"]) == ("alice", "alice@example.com", "admin")
+    assert jwt.get_unverified_header(token)["kid"] == devkey.DEV_KID
