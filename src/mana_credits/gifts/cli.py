@@ -2,6 +2,45 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from datetime import UTC, datetime
+
 import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from mana_credits.config import Settings
+from mana_credits.gifts.schemas import SweepResult
 
 app = typer.Typer(no_args_is_help=True)
+console = Console(stderr=True)
+
+
+@app.command()
+def expire(batch: int = typer.Option(200, min=1, max=10_000, help="gifts per transaction")) -> None:
+    """Refund every expired, unredeemed gift to its creator now (safe beside running servers)."""
+    from mana_credits.cli import database
+
+    with database(Settings()) as url:
+        result = asyncio.run(_expire(url, batch))
+    console.print(
+        f"[green]{result.expired} gift(s) expired, {result.refunded_credits} credit(s) refunded[/green]",
+        soft_wrap=True,
+    )
+
+
+async def _expire(url: str, batch: int) -> SweepResult:
+    from mana_credits.db.pool import create_pool
+    from mana_credits.gifts import repository, tasks
+
+    now = datetime.now(UTC)
+    pool = await create_pool(url, size=1)
+    try:
+        async with pool.acquire() as conn:
+            due = await repository.count_expired_due(conn, now)
+        with Progress(console=console, transient=not sys.stderr.isatty()) as progress:
+            task = progress.add_task("expiring gifts", total=due)
+            return await tasks.sweep(pool, now, batch, on_batch=lambda n: progress.advance(task, n))
+    finally:
+        await pool.close()

@@ -1,7 +1,186 @@
-"""Routes of this domain (filled in by its issue)."""
+"""Routes under /api/v1/gifts (public lookup, JWT for the rest) and /api/v1/internal/gifts (service key)."""
 
 from __future__ import annotations
 
-from litestar.types import ControllerRouterHandler
+from typing import Any
 
-routes: list[ControllerRouterHandler] = []
+import msgspec
+from litestar import Request, Response, Router, delete, get, post
+
+from mana_credits.auth.dependencies import CALLER, USER
+from mana_credits.auth.models import AuthUser, ServiceCaller
+from mana_credits.context import AppContext
+from mana_credits.gifts import codes, ratelimit, repository, service, tasks
+from mana_credits.gifts.errors import GiftNotFound
+from mana_credits.gifts.schemas import (
+    CancelResult,
+    CreateGift,
+    Gift,
+    PendingResult,
+    PublicGift,
+    RedeemGift,
+    RedeemPending,
+    RedeemResult,
+    Redemption,
+    SweepResult,
+)
+from mana_credits.kit import idempotency
+from mana_credits.kit.validation import decode_body, parse_uuid
+
+
+def _ip(request: Request[Any, Any, Any]) -> str | None:
+    return request.client.host if request.client else None
+
+
+# ---- public ----
+
+
+@get("/{code:str}")
+async def lookup(ctx: AppContext, code: str, request: Request[Any, Any, Any]) -> PublicGift:
+    now = ctx.clock.now()
+    ticket = await ratelimit.admit(ctx.pool, ratelimit.subjects(ip=_ip(request)), now)
+    normalized = codes.normalize(code)
+    async with ctx.pool.acquire() as conn:
+        gift = await repository.get_by_code(conn, normalized) if normalized else None
+    if gift is None:
+        raise GiftNotFound()  # the attempt stays counted: it was a failed guess
+    await ratelimit.forgive(ctx.pool, ticket)
+    return PublicGift.from_row(gift, now=now)
+
+
+public_routes = Router(path="/api/v1/gifts", route_handlers=[lookup], tags=["gifts"])
+
+
+# ---- personal (JWT) ----
+
+
+@post("/", status_code=201)
+async def create_gift(
+    ctx: AppContext, user: AuthUser, data: CreateGift, request: Request[Any, Any, Any]
+) -> Response[Gift]:
+    key = idempotency.key_from(request, data.idempotency_key)
+
+    async def work(conn: Any) -> tuple[int, Any]:
+        gift = await service.create(
+            conn, user=user, data=data, base_url=ctx.settings.BASE_URL,
+            code_length=ctx.settings.GIFT_CODE_LENGTH, now=ctx.clock.now(), idempotency_key=key,
+        )  # fmt: skip
+        return 201, gift
+
+    return await idempotency.run_idempotent(
+        ctx.pool, scope=f"user:{user.id}", key=key, operation="gifts.create",
+        params=msgspec.structs.replace(data, idempotency_key=None), work=work,
+    )  # fmt: skip
+
+
+@get("/me/created")
+async def my_created(ctx: AppContext, user: AuthUser) -> list[Gift]:
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn:
+        rows = await repository.list_created(conn, user.id)
+    return [Gift.from_row(row, base_url=ctx.settings.BASE_URL, now=now) for row in rows]
+
+
+@get("/me/received")
+async def my_received(ctx: AppContext, user: AuthUser) -> list[Redemption]:
+    async with ctx.pool.acquire() as conn:
+        rows = await repository.list_received(conn, user.id)
+    return [Redemption.from_row(row) for row in rows]
+
+
+@post("/{code:str}/redeem", status_code=200)
+async def redeem_gift(
+    ctx: AppContext, user: AuthUser, code: str, request: Request[Any, Any, Any]
+) -> Response[RedeemResult]:
+    body = decode_body(await request.body(), RedeemGift, optional=True)
+    key = idempotency.key_from(request, body.idempotency_key)
+    ip = _ip(request)
+    now = ctx.clock.now()
+    normalized = codes.normalize(code)
+    ticket = await ratelimit.admit(ctx.pool, ratelimit.subjects(ip=ip, user_id=user.id), now)
+
+    async def work(conn: Any) -> tuple[int, Any]:
+        result = await service.redeem(
+            conn, code=normalized, user=user, now=now, source_app_id=body.source_app_id, client_ip=ip,
+            idempotency_key=key,
+        )  # fmt: skip
+        return 200, result
+
+    try:
+        response = await idempotency.run_idempotent(
+            ctx.pool, scope=f"user:{user.id}", key=key, operation="gifts.redeem",
+            params=[normalized, body.source_app_id], work=work,
+        )  # fmt: skip
+    except GiftNotFound:
+        raise  # the attempt stays counted: it was a failed guess
+    except service.Refused as refused:
+        await ratelimit.forgive(ctx.pool, ticket)
+        async with ctx.pool.acquire() as conn:
+            await service.record_refusal(conn, refused, user.id, body.source_app_id, ip)
+        raise refused.error from None
+    except BaseException:
+        await ratelimit.forgive(ctx.pool, ticket)
+        raise
+    await ratelimit.forgive(ctx.pool, ticket)
+    return response
+
+
+@delete("/{gift_id:str}", status_code=200)
+async def cancel_gift(
+    ctx: AppContext, user: AuthUser, gift_id: str, request: Request[Any, Any, Any]
+) -> Response[CancelResult]:
+    parsed = parse_uuid(gift_id, "id")
+    key = idempotency.key_from(request)
+
+    async def work(conn: Any) -> tuple[int, Any]:
+        return 200, await service.cancel(conn, gift_id=parsed, user=user, now=ctx.clock.now())
+
+    return await idempotency.run_idempotent(
+        ctx.pool, scope=f"user:{user.id}", key=key, operation="gifts.cancel", params=[str(parsed)],
+        work=work,
+    )  # fmt: skip
+
+
+personal_routes = Router(
+    path="/api/v1/gifts",
+    dependencies=USER,
+    route_handlers=[create_gift, my_created, my_received, redeem_gift, cancel_gift],
+    tags=["gifts"],
+)
+
+
+# ---- internal (service key) ----
+
+
+@post("/redeem-pending", status_code=200)
+async def redeem_pending(
+    ctx: AppContext, caller: ServiceCaller, data: RedeemPending, request: Request[Any, Any, Any]
+) -> Response[PendingResult]:
+    """mana-auth, at registration: every pending personalized gift for this email lands now."""
+    key = idempotency.key_from(request)
+
+    async def work(conn: Any) -> tuple[int, Any]:
+        return 200, await service.redeem_pending(
+            conn, user_id=data.user_id, email=data.email, now=ctx.clock.now()
+        )
+
+    return await idempotency.run_idempotent(
+        ctx.pool, scope=f"service:{caller.app_id}", key=key, operation="gifts.redeem_pending",
+        params=data, work=work,
+    )  # fmt: skip
+
+
+@post("/expire", status_code=200)
+async def expire(ctx: AppContext, caller: ServiceCaller) -> SweepResult:
+    """Run the expiry sweep now (the scheduler runs it every few minutes anyway)."""
+    return await tasks.sweep(ctx.pool, ctx.clock.now())
+
+
+internal_routes = Router(
+    path="/api/v1/internal/gifts",
+    dependencies=CALLER,
+    route_handlers=[redeem_pending, expire],
+    tags=["internal"],
+)
+
+routes = [public_routes, personal_routes, internal_routes]

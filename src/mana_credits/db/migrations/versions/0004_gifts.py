@@ -1,4 +1,5 @@
-"""Gifts: one successful redemption per code, indexes for the expiry sweep and pending lookups.
+"""Gifts: one successful redemption per code, indexes for the expiry sweep and pending lookups, and the
+shared table of recent gift-code attempts behind the brute-force limit (UNLOGGED: ephemeral by design).
 
 Revision ID: 0004
 Revises: 0003
@@ -19,6 +20,17 @@ STATEMENTS = [
     "CREATE INDEX IF NOT EXISTS gift_codes_target_email_idx ON gifts.gift_codes (lower(target_email)) "
     "WHERE status = 'active' AND target_email IS NOT NULL",
     "ALTER TABLE gifts.gift_redemptions ADD COLUMN IF NOT EXISTS client_ip text",
+    # NOT VALID: an adopted database keeps its history; every new gift is checked.
+    "ALTER TABLE gifts.gift_codes ADD CONSTRAINT gift_codes_total_positive CHECK (total_credits > 0) NOT VALID",
+    "CREATE INDEX IF NOT EXISTS gift_codes_creator_created_idx ON gifts.gift_codes (creator_id, created_at DESC)",
+    """
+    CREATE UNLOGGED TABLE IF NOT EXISTS gifts.guess_attempts (
+      id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      subject text NOT NULL,
+      at      timestamptz NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS guess_attempts_subject_at_idx ON gifts.guess_attempts (subject, at)",
 ]
 
 
@@ -33,6 +45,9 @@ def downgrade() -> None:
 
 
 DOWN = [
+    "DROP TABLE IF EXISTS gifts.guess_attempts",
+    "DROP INDEX IF EXISTS gifts.gift_codes_creator_created_idx",
+    "ALTER TABLE gifts.gift_codes DROP CONSTRAINT IF EXISTS gift_codes_total_positive",
     "ALTER TABLE gifts.gift_redemptions DROP COLUMN IF EXISTS client_ip",
     "DROP INDEX IF EXISTS gifts.gift_codes_target_email_idx",
     "DROP INDEX IF EXISTS gifts.gift_codes_active_expiry_idx",

@@ -1,0 +1,85 @@
+"""Brute-force guard for gift codes: at most LIMIT unknown-code guesses per WINDOW, per user and per IP.
+
+Attempts live in the database (an UNLOGGED table: losing them on a crash is harmless), so every replica
+sees the same counts. Each attempt is recorded *before* the code is looked at and counted together with
+the attempts still in flight, so a burst of parallel guesses cannot slip past the limit; the record is
+dropped again when the code turned out to exist. Only unknown codes count: losing a redeem race or
+opening a gift meant for someone else is not a guess, and must not lock out others behind the same IP.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from mana_credits.kit.errors import TooManyRequests
+
+LIMIT = 10
+WINDOW = timedelta(minutes=1)
+
+
+def subjects(*, ip: str | None, user_id: str | None = None) -> list[str]:
+    found = [f"ip:{ip}"] if ip else []
+    return [*found, f"user:{user_id}"] if user_id else found
+
+
+async def admit(pool: asyncpg.Pool, who: list[str], now: datetime) -> list[int]:
+    """Record an attempt for each subject; raise TooManyRequests (recording nothing) when over the limit.
+
+    Returns the attempt ids: pass them to `forgive` unless the attempt was a failed guess.
+    """
+    if not who:
+        return []
+    async with pool.acquire() as conn:
+        ids = [
+            row["id"]
+            for row in await conn.fetch(
+                "INSERT INTO gifts.guess_attempts (subject, at) SELECT s, $2 FROM unnest($1::text[]) s "
+                "RETURNING id",
+                who,
+                now,
+            )
+        ]
+        # A separate statement: it sees every attempt committed before it, ours included.
+        over = await conn.fetch(
+            "SELECT subject FROM gifts.guess_attempts WHERE subject = ANY($1) AND at > $2 "
+            "GROUP BY subject HAVING count(*) > $3",
+            who,
+            now - WINDOW,
+            LIMIT,
+        )
+        if not over:
+            return ids
+        await conn.execute("DELETE FROM gifts.guess_attempts WHERE id = ANY($1)", ids)
+        # Free again when the LIMIT-th newest attempt leaves the window.
+        waits = [
+            await conn.fetchval(
+                "SELECT at FROM gifts.guess_attempts WHERE subject = $1 AND at > $2 "
+                "ORDER BY at DESC OFFSET $3 LIMIT 1",
+                row["subject"],
+                now - WINDOW,
+                LIMIT - 1,
+            )
+            for row in over
+        ]
+    retry = max(((at + WINDOW - now).total_seconds() for at in waits if at is not None), default=1.0)
+    raise TooManyRequests("Too many failed gift code attempts; try again later", retry_after=_whole(retry))
+
+
+async def forgive(pool: asyncpg.Pool, ids: list[int]) -> None:
+    """The attempt was not a failed guess: stop counting it."""
+    if ids:
+        async with pool.acquire() as conn:
+            await conn.execute("DELETE FROM gifts.guess_attempts WHERE id = ANY($1)", ids)
+
+
+async def prune(pool: asyncpg.Pool, now: datetime) -> int:
+    async with pool.acquire() as conn:
+        status = await conn.execute("DELETE FROM gifts.guess_attempts WHERE at <= $1", now - WINDOW)
+    return int(status.split()[-1])
+
+
+def _whole(seconds: float) -> int:
+    return max(1, math.ceil(seconds))

@@ -1,0 +1,182 @@
+"""Gift SQL. Every state change is a conditional UPDATE … RETURNING: whoever gets the row acts, the rest
+see nothing. Expiry is compared with the time the caller passes (the injected clock).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from mana_credits.db.pool import Conn
+
+# A gift with no expiry (legacy rows) never expires.
+_NOT_EXPIRED = "(expires_at IS NULL OR expires_at > $2)"
+
+
+async def insert_gift(
+    conn: Conn,
+    *,
+    gift_id: UUID,
+    code: str,
+    short_url: str,
+    creator_id: str,
+    creator_name: str | None,
+    total_credits: int,
+    type: str,
+    target_email: str | None,
+    message: str | None,
+    expires_at: datetime,
+    transaction_id: UUID,
+) -> asyncpg.Record | None:
+    """The new gift, or None when the code is taken (the caller draws another)."""
+    return await conn.fetchrow(
+        """
+        INSERT INTO gifts.gift_codes
+          (id, code, short_url, creator_id, creator_name, total_credits, type, target_email, message,
+           expires_at, reservation_transaction_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7::public.gift_code_type, $8, $9, $10, $11)
+        ON CONFLICT (code) DO NOTHING
+        RETURNING *
+        """,
+        gift_id, code, short_url, creator_id, creator_name, total_credits, type, target_email, message,
+        expires_at, transaction_id,
+    )  # fmt: skip
+
+
+async def get_by_code(conn: Conn, code: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM gifts.gift_codes WHERE code = $1", code)
+
+
+async def get_by_id(conn: Conn, gift_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM gifts.gift_codes WHERE id = $1", gift_id)
+
+
+async def claim_for_redeem(
+    conn: Conn, code: str, now: datetime, user_id: str, email: str | None
+) -> asyncpg.Record | None:
+    """Take the gift for this user if it is active, unexpired, not theirs and (if personalized) theirs."""
+    return await conn.fetchrow(
+        f"""
+        UPDATE gifts.gift_codes
+        SET status = 'depleted', redeemed = 1, updated_at = now()
+        WHERE code = $1 AND status = 'active' AND {_NOT_EXPIRED} AND creator_id <> $3
+          AND (type = 'simple' OR lower(target_email) = lower($4))
+        RETURNING *
+        """,
+        code,
+        now,
+        user_id,
+        email,
+    )
+
+
+async def claim_pending(conn: Conn, email: str, now: datetime, user_id: str) -> list[asyncpg.Record]:
+    """Take every redeemable personalized gift for this email. A concurrent call waits on the row locks,
+    then re-checks `status = 'active'` and skips what this one took.
+    """
+    return await conn.fetch(
+        f"""
+        UPDATE gifts.gift_codes
+        SET status = 'depleted', redeemed = 1, updated_at = now()
+        WHERE lower(target_email) = lower($1) AND status = 'active' AND type = 'personalized'
+          AND {_NOT_EXPIRED} AND creator_id <> $3
+        RETURNING *
+        """,
+        email,
+        now,
+        user_id,
+    )
+
+
+async def claim_cancel(conn: Conn, gift_id: UUID, creator_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """
+        UPDATE gifts.gift_codes SET status = 'cancelled', updated_at = now()
+        WHERE id = $1 AND creator_id = $2 AND status = 'active'
+        RETURNING *
+        """,
+        gift_id,
+        creator_id,
+    )
+
+
+async def claim_expired(conn: Conn, now: datetime, limit: int) -> list[asyncpg.Record]:
+    """Mark up to `limit` expired active gifts `expired`; rows another sweep holds are skipped."""
+    return await conn.fetch(
+        """
+        WITH due AS (
+          SELECT id FROM gifts.gift_codes
+          WHERE status = 'active' AND expires_at <= $1
+          ORDER BY expires_at
+          LIMIT $2
+          FOR UPDATE SKIP LOCKED
+        )
+        UPDATE gifts.gift_codes g SET status = 'expired', updated_at = now()
+        FROM due WHERE g.id = due.id AND g.status = 'active'
+        RETURNING g.*
+        """,
+        now,
+        limit,
+    )
+
+
+async def count_expired_due(conn: Conn, now: datetime) -> int:
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM gifts.gift_codes WHERE status = 'active' AND expires_at <= $1", now
+        )
+    )
+
+
+async def insert_redemption(
+    conn: Conn,
+    *,
+    gift_id: UUID,
+    user_id: str,
+    status: str,
+    credits: int = 0,
+    transaction_id: UUID | None = None,
+    source_app_id: str | None = None,
+    client_ip: str | None = None,
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO gifts.gift_redemptions
+          (gift_code_id, redeemer_user_id, status, credits_received, credit_transaction_id, source_app_id,
+           client_ip)
+        VALUES ($1, $2, $3::public.gift_redemption_status, $4, $5, $6, $7)
+        """,
+        gift_id, user_id, status, credits, transaction_id, source_app_id, client_ip,
+    )  # fmt: skip
+
+
+async def has_redeemed(conn: Conn, gift_id: UUID, user_id: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM gifts.gift_redemptions "
+            "WHERE gift_code_id = $1 AND redeemer_user_id = $2 AND status = 'success')",
+            gift_id,
+            user_id,
+        )
+    )
+
+
+async def list_created(conn: Conn, creator_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM gifts.gift_codes WHERE creator_id = $1 ORDER BY created_at DESC, id DESC", creator_id
+    )
+
+
+async def list_received(conn: Conn, user_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT r.id, r.gift_code_id, g.code, r.credits_received, g.creator_name, g.message, r.status,
+               r.source_app_id, r.credit_transaction_id, r.created_at
+        FROM gifts.gift_redemptions r JOIN gifts.gift_codes g ON g.id = r.gift_code_id
+        WHERE r.redeemer_user_id = $1 AND r.status = 'success'
+        ORDER BY r.created_at DESC, r.id DESC
+        """,
+        user_id,
+    )

@@ -1,0 +1,177 @@
+"""Request bodies and the JSON of SPEC §3 "Gifts" (camelCase)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+Credits = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
+Email = Annotated[str, msgspec.Meta(max_length=254)]
+Message = Annotated[str, msgspec.Meta(max_length=500)]
+Days = Annotated[int, msgspec.Meta(ge=1, le=365)]
+AppId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+
+
+class GiftType(StrEnum):
+    SIMPLE = "simple"
+    PERSONALIZED = "personalized"
+
+
+class GiftStatus(StrEnum):
+    ACTIVE = "active"
+    DEPLETED = "depleted"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+
+
+class CreateGift(msgspec.Struct, rename="camel", kw_only=True):
+    total_credits: Credits
+    type: GiftType = GiftType.SIMPLE
+    target_email: Email | None = None
+    message: Message | None = None
+    expiration_days: Days = 90
+    idempotency_key: Key | None = None
+
+
+class RedeemGift(msgspec.Struct, rename="camel", kw_only=True):
+    source_app_id: AppId | None = None
+    idempotency_key: Key | None = None
+
+
+class RedeemPending(msgspec.Struct, rename="camel", kw_only=True):
+    user_id: UserId
+    email: Email
+
+
+def effective_status(row: asyncpg.Record, now: datetime) -> GiftStatus:
+    """An active gift past its expiry is expired even before the sweep has refunded it."""
+    status = GiftStatus(row["status"])
+    expires_at: datetime | None = row["expires_at"]
+    if status is GiftStatus.ACTIVE and expires_at is not None and expires_at <= now:
+        return GiftStatus.EXPIRED
+    return status
+
+
+class Gift(msgspec.Struct, rename="camel", kw_only=True):
+    id: UUID
+    code: str
+    short_url: str
+    creator_id: str
+    creator_name: str | None
+    total_credits: int
+    redeemed: int
+    type: str
+    status: str
+    target_email: str | None
+    message: str | None
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record, *, base_url: str, now: datetime) -> Gift:
+        return cls(
+            id=row["id"],
+            code=row["code"],
+            short_url=row["short_url"] or short_url(base_url, row["code"]),
+            creator_id=row["creator_id"],
+            creator_name=row["creator_name"],
+            total_credits=row["total_credits"],
+            redeemed=row["redeemed"],
+            type=row["type"],
+            status=effective_status(row, now).value,
+            target_email=row["target_email"],
+            message=row["message"],
+            expires_at=row["expires_at"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+
+class PublicGift(msgspec.Struct, rename="camel", kw_only=True):
+    """What anyone holding the code may see: never an email."""
+
+    code: str
+    type: str
+    status: str
+    total_credits: int
+    redeemed: bool
+    message: str | None
+    creator_name: str | None
+    expires_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record, *, now: datetime) -> PublicGift:
+        return cls(
+            code=row["code"],
+            type=row["type"],
+            status=effective_status(row, now).value,
+            total_credits=row["total_credits"],
+            redeemed=row["redeemed"] > 0,
+            message=row["message"],
+            creator_name=row["creator_name"],
+            expires_at=row["expires_at"],
+        )
+
+
+class Redemption(msgspec.Struct, rename="camel", kw_only=True):
+    id: UUID
+    gift_code_id: UUID
+    code: str
+    credits_received: int
+    creator_name: str | None
+    message: str | None
+    status: str
+    source_app_id: str | None
+    credit_transaction_id: UUID | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Redemption:
+        return cls(
+            id=row["id"],
+            gift_code_id=row["gift_code_id"],
+            code=row["code"],
+            credits_received=row["credits_received"],
+            creator_name=row["creator_name"],
+            message=row["message"],
+            status=row["status"],
+            source_app_id=row["source_app_id"],
+            credit_transaction_id=row["credit_transaction_id"],
+            created_at=row["created_at"],
+        )
+
+
+class RedeemResult(msgspec.Struct, rename="camel", kw_only=True):
+    success: bool
+    credits_received: int
+    # The creator's personal message to the redeemer (null when they wrote none), as the old service.
+    message: str | None
+    creator_name: str | None
+
+
+class CancelResult(msgspec.Struct, rename="camel", kw_only=True):
+    success: bool
+    refunded_credits: int
+
+
+class PendingResult(msgspec.Struct, rename="camel", kw_only=True):
+    redeemed: int
+    total_credits: int
+
+
+class SweepResult(msgspec.Struct, rename="camel", kw_only=True):
+    expired: int
+    refunded_credits: int
+
+
+def short_url(base_url: str, code: str) -> str:
+    return f"{base_url.rstrip('/')}/g/{code}"

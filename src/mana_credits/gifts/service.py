@@ -1,0 +1,213 @@
+"""Gift flows. Each runs on a connection inside the caller's transaction: the gift's state change and
+its ledger row commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from mana_credits import ledger
+from mana_credits.auth.models import AuthUser
+from mana_credits.db.pool import Conn
+from mana_credits.gifts import codes, repository
+from mana_credits.gifts.errors import (
+    GiftAlreadyRedeemed,
+    GiftCancelled,
+    GiftExpired,
+    GiftNotCancellable,
+    GiftNotFound,
+    GiftOwn,
+    GiftWrongRecipient,
+)
+from mana_credits.gifts.schemas import (
+    CancelResult,
+    CreateGift,
+    Gift,
+    GiftStatus,
+    GiftType,
+    PendingResult,
+    RedeemResult,
+    effective_status,
+    short_url,
+)
+from mana_credits.kit.errors import CreditsError, ValidationFailed
+from mana_credits.ledger.models import TxType
+
+APP_ID = "gifts"
+# With 32^8 codes a collision is rare; a few fresh draws make a failure practically impossible.
+CODE_ATTEMPTS = 5
+SWEEP_BATCH = 200
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+class Refused(Exception):
+    """A redeem of an existing gift that may not happen: the error to answer and the status to record."""
+
+    def __init__(self, error: CreditsError, gift_id: UUID, redemption_status: str) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.gift_id = gift_id
+        self.redemption_status = redemption_status
+
+
+def _invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(message, details={"fields": [{"field": field, "message": message}]})
+
+
+def _target_email(data: CreateGift) -> str | None:
+    email = (data.target_email or "").strip() or None
+    if data.type is GiftType.PERSONALIZED:
+        if email is None:
+            raise _invalid("targetEmail", "targetEmail is required for a personalized gift")
+        if not _EMAIL.fullmatch(email):
+            raise _invalid("targetEmail", "targetEmail is not a valid email address")
+    elif email is not None:
+        raise _invalid("targetEmail", "targetEmail is only allowed for a personalized gift")
+    return email
+
+
+async def create(
+    conn: Conn, *, user: AuthUser, data: CreateGift, base_url: str, code_length: int, now: datetime,
+    idempotency_key: str | None,
+) -> Gift:  # fmt: skip
+    """Debit the creator and write the gift, in the caller's transaction."""
+    target_email = _target_email(data)
+    message = (data.message or "").strip() or None
+    gift_id = uuid4()
+    entry = await ledger.debit(
+        conn, user.id, data.total_credits, type=TxType.GIFT, app_id=APP_ID,
+        description=f"Gift of {data.total_credits} credits", metadata={"giftCodeId": str(gift_id)},
+        idempotency_key=idempotency_key,
+    )  # fmt: skip
+    for _ in range(CODE_ATTEMPTS):
+        code = codes.generate(code_length)
+        row = await repository.insert_gift(
+            conn, gift_id=gift_id, code=code, short_url=short_url(base_url, code), creator_id=user.id,
+            creator_name=user.name, total_credits=data.total_credits, type=data.type.value,
+            target_email=target_email, message=message, expires_at=now + timedelta(days=data.expiration_days),
+            transaction_id=entry.transaction.id,
+        )  # fmt: skip
+        if row is not None:
+            return Gift.from_row(row, base_url=base_url, now=now)
+    raise RuntimeError(f"no free gift code after {CODE_ATTEMPTS} draws")
+
+
+def _refusal(gift: asyncpg.Record, user: AuthUser, now: datetime, redeemed_by_user: bool) -> Refused:
+    """Why a claim found nothing: the first reason that applies, most specific to the caller first."""
+    gift_id: UUID = gift["id"]
+    if gift["creator_id"] == user.id:
+        return Refused(GiftOwn(), gift_id, "failed_wrong_user")
+    status = effective_status(gift, now)
+    if status is GiftStatus.DEPLETED and redeemed_by_user:
+        error = GiftAlreadyRedeemed("You already redeemed this gift")
+        return Refused(error, gift_id, "failed_already_claimed")
+    target = gift["target_email"]
+    if gift["type"] == GiftType.PERSONALIZED and (not user.email or user.email.lower() != target.lower()):
+        return Refused(GiftWrongRecipient(), gift_id, "failed_wrong_user")
+    if status is GiftStatus.EXPIRED:
+        return Refused(GiftExpired(), gift_id, "failed_expired")
+    if status in (GiftStatus.CANCELLED, GiftStatus.REFUNDED):
+        return Refused(GiftCancelled(), gift_id, "failed_depleted")
+    # Depleted, or changed between our claim and this read (it can only have become unredeemable).
+    return Refused(GiftAlreadyRedeemed(), gift_id, "failed_depleted")
+
+
+async def redeem(
+    conn: Conn, *, code: str | None, user: AuthUser, now: datetime, source_app_id: str | None,
+    client_ip: str | None, idempotency_key: str | None,
+) -> RedeemResult:  # fmt: skip
+    """Claim the gift for `user` and credit them, or raise GiftNotFound / Refused."""
+    gift = await repository.claim_for_redeem(conn, code, now, user.id, user.email) if code else None
+    if gift is None:
+        current = await repository.get_by_code(conn, code) if code else None
+        if current is None:
+            raise GiftNotFound()
+        redeemed_by_user = await repository.has_redeemed(conn, current["id"], user.id)
+        raise _refusal(current, user, now, redeemed_by_user)
+    await _land(conn, gift, user.id, source_app_id, client_ip, idempotency_key)
+    return RedeemResult(
+        success=True,
+        credits_received=gift["total_credits"],
+        message=gift["message"],
+        creator_name=gift["creator_name"],
+    )
+
+
+async def _land(
+    conn: Conn, gift: asyncpg.Record, user_id: str, source_app_id: str | None, client_ip: str | None,
+    idempotency_key: str | None,
+) -> None:  # fmt: skip
+    """Credit a claimed gift to its redeemer and record the redemption."""
+    sender = gift["creator_name"] or "a friend"
+    entry = await ledger.credit(
+        conn, user_id, gift["total_credits"], type=TxType.GIFT, app_id=APP_ID,
+        description=f"Gift from {sender}",
+        metadata={"giftCodeId": str(gift["id"]), "code": gift["code"], "sourceAppId": source_app_id},
+        idempotency_key=idempotency_key,
+    )  # fmt: skip
+    await repository.insert_redemption(
+        conn, gift_id=gift["id"], user_id=user_id, status="success", credits=gift["total_credits"],
+        transaction_id=entry.transaction.id, source_app_id=source_app_id, client_ip=client_ip,
+    )  # fmt: skip
+
+
+async def record_refusal(
+    conn: Conn, refused: Refused, user_id: str, source_app_id: str | None, client_ip: str | None
+) -> None:
+    await repository.insert_redemption(
+        conn, gift_id=refused.gift_id, user_id=user_id, status=refused.redemption_status,
+        source_app_id=source_app_id, client_ip=client_ip,
+    )  # fmt: skip
+
+
+async def redeem_pending(conn: Conn, *, user_id: str, email: str, now: datetime) -> PendingResult:
+    """Redeem every active personalized gift for `email`; counts only the gifts this call took."""
+    gifts = await repository.claim_pending(conn, email.strip(), now, user_id)
+    for gift in gifts:
+        await _land(conn, gift, user_id, "mana-auth", None, None)
+    return PendingResult(redeemed=len(gifts), total_credits=sum(gift["total_credits"] for gift in gifts))
+
+
+_NOT_CANCELLABLE = {
+    GiftStatus.DEPLETED: "This gift has already been redeemed",
+    GiftStatus.CANCELLED: "This gift is already cancelled",
+    GiftStatus.REFUNDED: "This gift is already cancelled",
+    GiftStatus.EXPIRED: "This gift has expired and its credits were returned",
+}
+
+
+async def cancel(conn: Conn, *, gift_id: UUID, user: AuthUser, now: datetime) -> CancelResult:
+    """Cancel the creator's active gift and give the credits back (ledger `gift`, positive)."""
+    gift = await repository.claim_cancel(conn, gift_id, user.id)
+    if gift is None:
+        current = await repository.get_by_id(conn, gift_id)
+        # Someone else's gift is "not found": ids of other users' gifts are not confirmed.
+        if current is None or current["creator_id"] != user.id:
+            raise GiftNotFound()
+        status = effective_status(current, now)
+        raise GiftNotCancellable(_NOT_CANCELLABLE.get(status), details={"status": status.value})
+    await ledger.credit(
+        conn, user.id, gift["total_credits"], type=TxType.GIFT, app_id=APP_ID,
+        description="Gift cancelled: credits returned",
+        metadata={"giftCodeId": str(gift["id"]), "code": gift["code"]},
+    )  # fmt: skip
+    return CancelResult(success=True, refunded_credits=gift["total_credits"])
+
+
+async def expire_batch(conn: Conn, now: datetime, limit: int = SWEEP_BATCH) -> list[asyncpg.Record]:
+    """Claim up to `limit` expired active gifts and refund each creator (ledger `expiry`), in the caller's
+    transaction. A concurrent sweep skips the rows this one holds, so each gift is refunded once.
+    """
+    gifts = await repository.claim_expired(conn, now, limit)
+    for gift in gifts:
+        await ledger.credit(
+            conn, gift["creator_id"], gift["total_credits"], type=TxType.EXPIRY, app_id=APP_ID,
+            description="Gift expired: credits returned",
+            metadata={"giftCodeId": str(gift["id"]), "code": gift["code"]},
+        )  # fmt: skip
+    return gifts
