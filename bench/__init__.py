@@ -1,0 +1,1 @@
+"""Load scenarios and their report (`make bench`); never run by `make test`."""
