@@ -28,7 +28,8 @@ async def seed(url: str, users: int, credits: int) -> None:
         await conn.execute(
             """
             WITH u AS (SELECT 'bench-' || g AS user_id FROM generate_series(1, $1) g)
-            , b AS (INSERT INTO credits.balances (user_id, balance, total_earned) SELECT user_id, $2, $2 FROM u)
+            , b AS (INSERT INTO credits.balances (user_id, balance, total_earned)
+                    SELECT user_id, $2, $2 FROM u)
             INSERT INTO credits.transactions (user_id, type, status, amount, balance_before, balance_after,
               app_id, description, completed_at)
             SELECT user_id, 'grant', 'completed', $2, 0, $2, 'bench', 'seed', now() FROM u

@@ -7,7 +7,6 @@ import contextlib
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,9 +56,9 @@ async def served(url: str, *, workers: int = 2) -> AsyncIterator[str]:
         "MANA_CREDITS_DATA_DIR": tempfile.mkdtemp(prefix="mana-credits-bench-data-"),
     }
     cli = str(Path(sys.executable).parent / "mana-credits")
-    process = subprocess.Popen(
-        [cli, "serve", "--host", "127.0.0.1", "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    process = await asyncio.create_subprocess_exec(
+        cli, "serve", "--host", "127.0.0.1", "--workers", str(workers),
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -69,10 +68,10 @@ async def served(url: str, *, workers: int = 2) -> AsyncIterator[str]:
                 with contextlib.suppress(httpx.HTTPError):
                     if (await client.get(f"{base}/ready")).status_code == 200:
                         break
-                if time.monotonic() > deadline or process.poll() is not None:
+                if time.monotonic() > deadline or process.returncode is not None:
                     raise RuntimeError("server did not become ready")
                 await asyncio.sleep(0.2)
         yield base
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        await asyncio.wait_for(process.wait(), timeout=30)
