@@ -1,0 +1,101 @@
+"""Request bodies, responses and domain errors of the cloud-sync subscription (SPEC §3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from mana_credits.kit.errors import Conflict
+from mana_credits.sync_billing.periods import SyncInterval
+
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+
+
+class Activate(msgspec.Struct, rename="camel", kw_only=True):
+    interval: SyncInterval = SyncInterval.MONTHLY
+    idempotency_key: Key | None = None
+
+
+class ChangeInterval(msgspec.Struct, rename="camel", kw_only=True):
+    interval: SyncInterval
+    idempotency_key: Key | None = None
+
+
+class SyncStatus(msgspec.Struct, rename="camel", kw_only=True):
+    active: bool
+    interval: SyncInterval
+    next_charge_at: datetime | None
+    paused_at: datetime | None
+    gifted: bool
+    cancel_at_period_end: bool
+    # Credits per period of the chosen interval.
+    amount_charged: int
+    # End of the paid period: with a cancellation, sync stays usable until then.
+    active_until: datetime | None
+
+
+class AdminSyncStatus(SyncStatus, kw_only=True):
+    user_id: str
+    gifted_by: str | None
+    gifted_at: datetime | None
+
+
+class ActivateResult(msgspec.Struct, rename="camel", kw_only=True):
+    success: bool
+    active: bool
+    interval: SyncInterval
+    next_charge_at: datetime | None
+    # Credits charged by this call: 0 when it only undid a cancellation.
+    amount_charged: int
+
+
+class DeactivateResult(msgspec.Struct, rename="camel", kw_only=True):
+    success: bool
+    active: bool
+    active_until: datetime | None
+
+
+class ChangeIntervalResult(msgspec.Struct, rename="camel", kw_only=True):
+    success: bool
+    interval: SyncInterval
+    # What the next charge will take.
+    amount_charged: int
+    effective_at: datetime | None
+
+
+class RenewalResult(msgspec.Struct, rename="camel", kw_only=True):
+    charged: int = 0
+    paused: int = 0
+    errors: int = 0
+    total: int = 0
+    # Cancelled subscriptions whose paid period ended (no charge).
+    deactivated: int = 0
+
+    def add(self, other: RenewalResult) -> None:
+        self.charged += other.charged
+        self.paused += other.paused
+        self.errors += other.errors
+        self.total += other.total
+        self.deactivated += other.deactivated
+
+
+class SyncAlreadyActive(Conflict):
+    code = "sync_already_active"
+    message = "Cloud Sync is already active"
+
+
+class SyncNotActive(Conflict):
+    code = "sync_not_active"
+    message = "Cloud Sync is not active"
+
+
+class SyncGifted(Conflict):
+    code = "sync_gifted"
+    message = "Cloud Sync is gifted to this user; there is nothing to pay or cancel"
+
+
+class SyncNotGifted(Conflict):
+    code = "sync_not_gifted"
+    message = "Cloud Sync is not gifted to this user"

@@ -1,0 +1,56 @@
+"""mana-notify, served over real HTTP on a loopback port: records what it receives, can be switched down."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Received:
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+class NotifyStub:
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.up = True
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                raw = self.rfile.read(length)
+                if self.path != "/api/v1/notifications/send":
+                    self._answer(404, {"error": "not found"})
+                elif not stub.up:
+                    self._answer(503, {"error": "down for maintenance"})
+                else:
+                    stub.received.append(Received(dict(self.headers.items()), json.loads(raw)))
+                    self._answer(202, {"queued": True})
+
+            def _answer(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def sent_with(self, external_id: str) -> list[Received]:
+        return [item for item in self.received if item.body.get("externalId") == external_id]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
