@@ -140,21 +140,35 @@ class StatusStub:
         self.calls: Counter[str] = Counter()
         self.gate: asyncio.Event | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        assert scope["type"] == "http"
-        path: str = scope["path"]
-        headers = dict(scope["headers"])
+    def answer(self, path: str, key: bytes | None) -> tuple[int, dict[str, Any]]:
         if not path.startswith(self.PREFIX):
-            return await _json(send, 404, {"statusCode": 404, "code": "not_found"})
-        if headers.get(b"x-service-key") != SERVICE_KEY.encode():
-            return await _json(send, 401, {"statusCode": 401, "code": "unauthorized"})
+            return 404, {"statusCode": 404, "code": "not_found"}
+        if key != SERVICE_KEY.encode():
+            return 401, {"statusCode": 401, "code": "unauthorized"}
         user_id = unquote(path.removeprefix(self.PREFIX))
         self.calls[user_id] += 1
+        if self.failing:
+            return 503, {"statusCode": 503, "code": "service_unavailable"}
+        return 200, {"active": user_id in self.active, "interval": "monthly"}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert scope["type"] == "http"
         if self.gate is not None:
             await self.gate.wait()
-        if self.failing:
-            return await _json(send, 503, {"statusCode": 503, "code": "service_unavailable"})
-        await _json(send, 200, {"active": user_id in self.active, "interval": "monthly"})
+        status, body = self.answer(scope["path"], dict(scope["headers"]).get(b"x-service-key"))
+        await _json(send, status, body)
+
+
+class InProcessStatus(httpx.AsyncBaseTransport):
+    """The same status stub without sockets or ASGI, for the 100k-user case (network would take minutes)."""
+
+    def __init__(self, stub: StatusStub) -> None:
+        self.stub = stub
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key = request.headers.get("x-service-key")
+        status, body = self.stub.answer(request.url.raw_path.decode(), key.encode() if key else None)
+        return httpx.Response(status, json=body)
 
 
 async def _json(send: Send, status: int, body: dict[str, Any]) -> None:

@@ -277,9 +277,10 @@ async def test_expired_holds_are_released_once(
         "totalSpent": 0,
         "reserved": 20,
     }
-    statuses = dict(
-        await db.fetch("SELECT id::text, status::text FROM credits.reservations WHERE user_id = $1", user.id)
+    rows = await db.fetch(
+        "SELECT id::text, status::text FROM credits.reservations WHERE user_id = $1", user.id
     )
+    statuses = {row["id"]: row["status"] for row in rows}
     assert statuses == {short: "refunded", long: "reserved"}
     await holds.sweep_expired(ctx.pool, ctx.clock.now())
     assert (await _balance(client, user.id))["balance"] == 80
