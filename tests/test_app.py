@@ -51,3 +51,21 @@ async def test_cors_preflight_for_the_web_app(client: httpx.AsyncClient) -> None
     )
     assert response.status_code in (200, 204)
     assert response.headers["access-control-allow-origin"] == "http://localhost:5173"
+
+
+async def test_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None:
+    given = await client.get("/health", headers={"X-Request-Id": "trace-123"})
+    assert given.headers["x-request-id"] == "trace-123"
+    made = await client.get("/api/v1/credits/balance")  # an error answer carries one too
+    assert len(made.headers["x-request-id"]) == 32
+
+
+async def test_oversized_body_is_rejected_not_crashed(api: object, client: httpx.AsyncClient) -> None:
+    from tests.support import Api
+
+    assert isinstance(api, Api)
+    user = api.actor()
+    body = {"amount": 1, "appId": "chat", "description": "x", "metadata": {"blob": "x" * 1_200_000}}
+    response = await client.post("/api/v1/credits/use", json=body, headers=user.headers)
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"

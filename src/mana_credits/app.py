@@ -27,6 +27,7 @@ from mana_credits.gifts import tasks as gifts_tasks
 from mana_credits.kit.clock import Clock
 from mana_credits.kit.errors import EXCEPTION_HANDLERS
 from mana_credits.kit.jobs import JobRunner
+from mana_credits.kit.logs import request_id_middleware
 from mana_credits.kit.validation import strict_json_body
 from mana_credits.notifications import tasks as notification_tasks
 from mana_credits.payments import endpoints as payments_endpoints
@@ -93,12 +94,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         before_request=strict_json_body,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        middleware=[prometheus.middleware],
+        middleware=[request_id_middleware, prometheus.middleware],
+        request_max_body_size=1_000_000,
         cors_config=CORSConfig(
             allow_origins=settings.cors_origins,
             allow_credentials=True,
             allow_headers=["*"],
-            expose_headers=["X-Next-Cursor", "Idempotent-Replayed"],
+            expose_headers=["X-Next-Cursor", "Idempotent-Replayed", "X-Request-Id"],
         ),
         openapi_config=OpenAPIConfig(
             title="mana-credits",
