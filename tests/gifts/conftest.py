@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+from mana_credits import ledger
+from mana_credits.auth.models import AuthUser
 from mana_credits.context import AppContext
+from mana_credits.db.pool import Conn, create_pool
+from mana_credits.gifts import service
+from mana_credits.gifts.schemas import CreateGift
 from mana_credits.ledger.audit import audit
+from mana_credits.ledger.models import TxType
 from tests.support import Actor, Api
 
 
@@ -78,3 +85,28 @@ def from_ip(base_url: str) -> Callable[[str | None], AbstractAsyncContextManager
 
 def random_ip() -> str:
     return f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+
+@pytest.fixture
+async def own_url(fresh_database: Callable[[], Awaitable[str]]) -> str:
+    """A new, empty database: for sweeps, which act on every row."""
+    return await fresh_database()
+
+
+@pytest.fixture
+async def own_pool(own_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(own_url, size=6)
+    yield pool
+    await pool.close()
+
+
+async def make_gift(conn: Conn, creator_id: str, total: int, *, expired: bool) -> None:
+    """Fund `creator_id` and create a 1-day gift through the service, as if made yesterday if `expired`."""
+    await ledger.credit(conn, creator_id, total, type=TxType.GRANT, app_id="t", description="fund")
+    made = datetime.now(UTC) - timedelta(days=2 if expired else 0)
+    async with conn.transaction():
+        await service.create(
+            conn, user=AuthUser(id=creator_id, email=None, name=None, role="user"),
+            data=CreateGift(total_credits=total, expiration_days=1), base_url="https://mana.test",
+            code_length=8, now=made, idempotency_key=None,
+        )  # fmt: skip
