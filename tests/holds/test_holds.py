@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 
 from mana_credits.context import AppContext
-from mana_credits.credits import holds
+from mana_credits.credits import holds, tasks
 from mana_credits.ledger.audit import audit
 from tests.support import APP_KEYS, Api, service_headers
 
@@ -255,12 +255,13 @@ async def test_idempotent_reserve_and_commit(
 async def test_expired_holds_are_released_once(
     client: httpx.AsyncClient, api: Api, ctx: AppContext, db: asyncpg.Connection
 ) -> None:
+    sweep = next(job for job in tasks.jobs(ctx) if job.name == "holds.expiry").run
     user = api.actor()
     await api.fund(user.id, 100)
     short = (await _reserve(client, user.id, 10, ttlSeconds=60)).json()["reservationId"]
     long = (await _reserve(client, user.id, 20, ttlSeconds=3600)).json()["reservationId"]
     # Other tests' holds may also expire here; count only ours.
-    await holds.sweep_expired(ctx.pool, ctx.clock.now())
+    await sweep()
     assert (await _balance(client, user.id))["reserved"] == 30
 
     ctx.clock.advance(timedelta(seconds=61))
@@ -268,9 +269,7 @@ async def test_expired_holds_are_released_once(
     assert late.status_code == 409
     assert late.json()["code"] == "reservation_expired"
     # Two sweepers at once (as two replicas would): the hold is released once.
-    await asyncio.gather(
-        holds.sweep_expired(ctx.pool, ctx.clock.now()), holds.sweep_expired(ctx.pool, ctx.clock.now())
-    )
+    await asyncio.gather(sweep(), sweep())
     assert await _balance(client, user.id) == {
         "balance": 80,
         "totalEarned": 100,
@@ -282,8 +281,27 @@ async def test_expired_holds_are_released_once(
     )
     statuses = {row["id"]: row["status"] for row in rows}
     assert statuses == {short: "refunded", long: "reserved"}
-    await holds.sweep_expired(ctx.pool, ctx.clock.now())
+    await sweep()
     assert (await _balance(client, user.id))["balance"] == 80
     assert (await _commit(client, short)).json()["code"] == "reservation_resolved"
     assert (await _commit(client, long, amount=5)).status_code == 200
+    await _audit_clean(db)
+
+
+async def test_sweep_works_through_batches(
+    client: httpx.AsyncClient, api: Api, ctx: AppContext, db: asyncpg.Connection
+) -> None:
+    user = api.actor()
+    await api.fund(user.id, 70)
+    for _ in range(7):
+        assert (await _reserve(client, user.id, 10, ttlSeconds=1)).status_code == 200
+    assert (await _balance(client, user.id))["balance"] == 0
+    ctx.clock.advance(timedelta(seconds=2))
+    assert await holds.sweep_expired(ctx.pool, ctx.clock.now(), batch=3) >= 7
+    assert await _balance(client, user.id) == {
+        "balance": 70,
+        "totalEarned": 70,
+        "totalSpent": 0,
+        "reserved": 0,
+    }
     await _audit_clean(db)

@@ -1,5 +1,10 @@
 """Routes /api/v1/internal/credits/reserve|commit|refund-reservation (service key).
 
+Commit: `amount` defaults to the whole hold; `0` spends nothing and releases it (answer `transactionId:
+null`, reservation `refunded`); more than reserved is a 409 `amount_exceeds_reservation`. A second
+resolution of the same hold is a 409 `reservation_resolved`, a commit after `expiresAt` a 409
+`reservation_expired`, an unknown id 404, a malformed one 400.
+
 With a per-app key a caller resolves only its own reservations (others look like 404); with the shared
 key any caller may, as the reservation id is an unguessable UUID it was handed.
 """
