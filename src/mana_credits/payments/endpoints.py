@@ -1,16 +1,20 @@
-"""Routes: packages (public), purchases (JWT), the Stripe webhook."""
+"""Routes: packages (public), purchases (JWT), the Stripe webhook (signed by Stripe)."""
 
 from __future__ import annotations
 
-from litestar import Router, get
+from typing import Any
+
+from litestar import Request, Response, Router, get, post
 
 from mana_credits.auth.dependencies import USER
 from mana_credits.auth.models import AuthUser
 from mana_credits.context import AppContext
+from mana_credits.kit import idempotency
 from mana_credits.kit.errors import NotFound
 from mana_credits.kit.validation import parse_uuid
-from mana_credits.payments import repository
-from mana_credits.payments.models import Package, Purchase
+from mana_credits.payments import repository, service, webhooks
+from mana_credits.payments.errors import PaymentsUnavailable
+from mana_credits.payments.models import Package, Purchase, PurchaseRequest
 
 
 @get("/packages")
@@ -34,12 +38,35 @@ async def my_purchase(ctx: AppContext, user: AuthUser, purchase_id: str) -> Purc
     return purchase
 
 
+@post("/purchase", status_code=200)
+async def purchase(
+    ctx: AppContext, user: AuthUser, data: PurchaseRequest, request: Request[Any, Any, Any]
+) -> Response[Any]:
+    return await service.start_purchase(ctx, user, data, idempotency.key_from(request))
+
+
+@post("/stripe", status_code=200)
+async def stripe_webhook(ctx: AppContext, request: Request[Any, Any, Any]) -> dict[str, bool]:
+    secret = ctx.settings.STRIPE_WEBHOOK_SECRET
+    if not secret:
+        raise PaymentsUnavailable("Stripe webhooks are not configured on this server")
+    payload = await request.body()
+    webhooks.verify_signature(
+        payload, request.headers.get("stripe-signature"), secret, now=int(ctx.clock.now().timestamp())
+    )
+    event = webhooks.decode_event(payload)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await webhooks.process(conn, event)
+    return {"received": True}
+
+
 routes = [
     Router(path="/api/v1/credits", route_handlers=[packages], tags=["packages"]),
     Router(
         path="/api/v1/credits",
         dependencies=USER,
-        route_handlers=[my_purchases, my_purchase],
+        route_handlers=[my_purchases, my_purchase, purchase],
         tags=["purchases"],
     ),
+    Router(path="/api/v1/webhooks", route_handlers=[stripe_webhook], tags=["webhooks"]),
 ]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
 import asyncpg
@@ -53,3 +54,13 @@ class Purchase(msgspec.Struct, rename="camel", kw_only=True):
             created_at=row["created_at"],
             completed_at=row["completed_at"],
         )
+
+
+Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2000, pattern=r"^https?://")]
+
+
+class PurchaseRequest(msgspec.Struct, rename="camel", kw_only=True):
+    package_id: Annotated[str, msgspec.Meta(max_length=100)]
+    # With successUrl the purchase is paid through a Stripe Checkout Session (`checkoutUrl`).
+    success_url: Url | None = None
+    cancel_url: Url | None = None

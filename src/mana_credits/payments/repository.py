@@ -1,8 +1,10 @@
-"""SQL for packages and purchases."""
+"""SQL for packages, Stripe customers, purchases and processed Stripe events."""
 
 from __future__ import annotations
 
 from uuid import UUID
+
+import asyncpg
 
 from mana_credits.db.pool import Conn
 from mana_credits.payments.models import Package, Purchase
@@ -15,12 +17,54 @@ DEFAULT_PACKAGES = [
     ("Pro", "2,500 credits — 20 % off", 2500, 2000, 4),
 ]
 
+# ---- packages ----
+
 
 async def active_packages(conn: Conn) -> list[Package]:
     rows = await conn.fetch(
         "SELECT * FROM credits.packages WHERE active ORDER BY sort_order, price_euro_cents"
     )
     return [Package.from_row(row) for row in rows]
+
+
+async def all_packages(conn: Conn) -> list[Package]:
+    rows = await conn.fetch("SELECT * FROM credits.packages ORDER BY active DESC, sort_order, name")
+    return [Package.from_row(row) for row in rows]
+
+
+async def active_package(conn: Conn, package_id: UUID) -> Package | None:
+    row = await conn.fetchrow("SELECT * FROM credits.packages WHERE id = $1 AND active", package_id)
+    return Package.from_row(row) if row else None
+
+
+async def add_package(
+    conn: Conn, *, name: str, credits: int, price_euro_cents: int, description: str | None, sort_order: int
+) -> Package | None:
+    """Insert a package; None when the name is taken."""
+    row = await conn.fetchrow(
+        """
+        INSERT INTO credits.packages (name, description, credits, price_euro_cents, sort_order)
+        VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING RETURNING *
+        """,
+        name,
+        description,
+        credits,
+        price_euro_cents,
+        sort_order,
+    )
+    return Package.from_row(row) if row else None
+
+
+async def deactivate_package(conn: Conn, name_or_id: str) -> Package | None:
+    """Deactivate by name or id; purchases keep their snapshot of price and credits."""
+    row = await conn.fetchrow(
+        """
+        UPDATE credits.packages SET active = false, updated_at = now()
+        WHERE name = $1 OR id::text = $1 RETURNING *
+        """,
+        name_or_id,
+    )
+    return Package.from_row(row) if row else None
 
 
 async def seed_default_packages(conn: Conn) -> int:
@@ -42,6 +86,33 @@ async def seed_default_packages(conn: Conn) -> int:
     return added
 
 
+# ---- Stripe customers ----
+
+
+async def lock_customer(conn: Conn, user_id: str) -> str | None:
+    """Serialize get-or-create per user (released at commit), then read the stored customer."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('stripe_customer:' || $1, 0))", user_id)
+    customer: str | None = await conn.fetchval(
+        "SELECT stripe_customer_id FROM credits.stripe_customers WHERE user_id = $1", user_id
+    )
+    return customer
+
+
+async def save_customer(conn: Conn, user_id: str, customer_id: str, email: str | None) -> None:
+    await conn.execute(
+        """
+        INSERT INTO credits.stripe_customers (user_id, stripe_customer_id, email)
+        VALUES ($1, $2, $3) ON CONFLICT (user_id) DO NOTHING
+        """,
+        user_id,
+        customer_id,
+        email,
+    )
+
+
+# ---- purchases ----
+
+
 async def user_purchases(conn: Conn, user_id: str) -> list[Purchase]:
     rows = await conn.fetch(
         "SELECT * FROM credits.purchases WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 500",
@@ -55,3 +126,141 @@ async def user_purchase(conn: Conn, user_id: str, purchase_id: UUID) -> Purchase
         "SELECT * FROM credits.purchases WHERE id = $1 AND user_id = $2", purchase_id, user_id
     )
     return Purchase.from_row(row) if row else None
+
+
+async def insert_purchase(conn: Conn, user_id: str, package: Package, customer_id: str) -> Purchase:
+    """A pending purchase with the package's price and credits snapshotted."""
+    row = await conn.fetchrow(
+        """
+        INSERT INTO credits.purchases
+          (user_id, package_id, credits, price_euro_cents, stripe_customer_id, metadata)
+        VALUES ($1, $2, $3, $4, $5, $6) RETURNING *
+        """,
+        user_id,
+        package.id,
+        package.credits,
+        package.price_euro_cents,
+        customer_id,
+        {"packageName": package.name},
+    )
+    assert row is not None
+    return Purchase.from_row(row)
+
+
+async def attach_payment(
+    conn: Conn, purchase_id: UUID, payment_intent_id: str | None, checkout_session_id: str | None
+) -> Purchase:
+    row = await conn.fetchrow(
+        """
+        UPDATE credits.purchases SET stripe_payment_intent_id = $2, stripe_checkout_session_id = $3
+        WHERE id = $1 RETURNING *
+        """,
+        purchase_id,
+        payment_intent_id,
+        checkout_session_id,
+    )
+    assert row is not None
+    return Purchase.from_row(row)
+
+
+async def find_purchase(
+    conn: Conn,
+    *,
+    payment_intent_id: str | None = None,
+    checkout_session_id: str | None = None,
+    purchase_id: UUID | None = None,
+) -> asyncpg.Record | None:
+    """By the Stripe object's id first, else by the purchase id from its metadata."""
+    if payment_intent_id:
+        row = await conn.fetchrow(
+            "SELECT * FROM credits.purchases WHERE stripe_payment_intent_id = $1", payment_intent_id
+        )
+        if row:
+            return row
+    if checkout_session_id:
+        row = await conn.fetchrow(
+            "SELECT * FROM credits.purchases WHERE stripe_checkout_session_id = $1", checkout_session_id
+        )
+        if row:
+            return row
+    if purchase_id:
+        return await conn.fetchrow("SELECT * FROM credits.purchases WHERE id = $1", purchase_id)
+    return None
+
+
+async def claim_for_credit(
+    conn: Conn, purchase_id: UUID, paid: int, payment_intent_id: str | None
+) -> asyncpg.Record | None:
+    """Mark the purchase completed if it is not yet and the amount paid is its price; None otherwise.
+
+    A failed purchase may still complete: Stripe lets the payer retry a declined PaymentIntent with
+    another card, and money received must be credited. `completed` is final, so this runs once.
+    """
+    return await conn.fetchrow(
+        """
+        UPDATE credits.purchases
+        SET status = 'completed', completed_at = now(),
+            stripe_payment_intent_id = COALESCE(stripe_payment_intent_id, $3)
+        WHERE id = $1 AND status IN ('pending', 'failed') AND price_euro_cents = $2
+        RETURNING *
+        """,
+        purchase_id,
+        paid,
+        payment_intent_id,
+    )
+
+
+async def mark_failed(conn: Conn, purchase_id: UUID) -> bool:
+    """Fail a pending purchase; a completed one never goes back."""
+    status = await conn.execute(
+        "UPDATE credits.purchases SET status = 'failed' WHERE id = $1 AND status = 'pending'", purchase_id
+    )
+    return status.endswith(" 1")
+
+
+async def record_returned_money(
+    conn: Conn, purchase_id: UUID, refunded: int, disputed: int
+) -> asyncpg.Record:
+    """Raise the refunded/disputed totals (never lower them) and lock the row for the reversal."""
+    row = await conn.fetchrow(
+        """
+        UPDATE credits.purchases
+        SET amount_refunded = GREATEST(amount_refunded, $2), amount_disputed = GREATEST(amount_disputed, $3)
+        WHERE id = $1 RETURNING *
+        """,
+        purchase_id,
+        refunded,
+        disputed,
+    )
+    assert row is not None
+    return row
+
+
+async def set_credits_reversed(conn: Conn, purchase_id: UUID, credits_reversed: int) -> None:
+    await conn.execute(
+        "UPDATE credits.purchases SET credits_reversed = $2 WHERE id = $1", purchase_id, credits_reversed
+    )
+
+
+# ---- Stripe events ----
+
+
+async def record_event(conn: Conn, event_id: str, event_type: str) -> bool:
+    """Store the event id; False when it was already processed (a concurrent duplicate waits here)."""
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO credits.stripe_events (id, type, processed_at) VALUES ($1, $2, now())
+        ON CONFLICT (id) DO NOTHING RETURNING true
+        """,
+        event_id,
+        event_type,
+    )
+    return bool(inserted)
+
+
+async def prune_events(conn: Conn, older_than_days: int) -> int:
+    status = await conn.execute(
+        "DELETE FROM credits.stripe_events WHERE received_at < now() - make_interval(days => $1)",
+        older_than_days,
+    )
+    return int(status.rsplit(" ", 1)[-1])

@@ -1,4 +1,8 @@
-"""Payments: processed Stripe events, Checkout Sessions, reversed credits per purchase.
+"""Payments: processed Stripe events, Checkout Sessions, refunded/disputed money and reversed credits.
+
+`amount_refunded` and `amount_disputed` only ever grow (GREATEST), so a repeated or stale refund event
+changes nothing; `credits_reversed` is what the ledger already took back, so a larger refund only takes
+the difference.
 
 Revision ID: 0003
 Revises: 0002
@@ -20,8 +24,13 @@ STATEMENTS = [
       processed_at timestamptz
     )
     """,
+    "CREATE INDEX IF NOT EXISTS stripe_events_received_at_idx ON credits.stripe_events (received_at)",
     "ALTER TABLE credits.purchases ADD COLUMN IF NOT EXISTS stripe_checkout_session_id text UNIQUE",
     "ALTER TABLE credits.purchases ADD COLUMN IF NOT EXISTS credits_reversed integer NOT NULL DEFAULT 0",
+    "ALTER TABLE credits.purchases ADD COLUMN IF NOT EXISTS amount_refunded integer NOT NULL DEFAULT 0",
+    "ALTER TABLE credits.purchases ADD COLUMN IF NOT EXISTS amount_disputed integer NOT NULL DEFAULT 0",
+    "ALTER TABLE credits.purchases ADD CONSTRAINT purchases_credits_reversed_range "
+    "CHECK (credits_reversed >= 0 AND credits_reversed <= credits)",
 ]
 
 
@@ -36,7 +45,11 @@ def downgrade() -> None:
 
 
 DOWN = [
+    "ALTER TABLE credits.purchases DROP CONSTRAINT IF EXISTS purchases_credits_reversed_range",
+    "ALTER TABLE credits.purchases DROP COLUMN IF EXISTS amount_disputed",
+    "ALTER TABLE credits.purchases DROP COLUMN IF EXISTS amount_refunded",
     "ALTER TABLE credits.purchases DROP COLUMN IF EXISTS credits_reversed",
     "ALTER TABLE credits.purchases DROP COLUMN IF EXISTS stripe_checkout_session_id",
+    "DROP INDEX IF EXISTS credits.stripe_events_received_at_idx",
     "DROP TABLE IF EXISTS credits.stripe_events",
 ]

@@ -1,0 +1,150 @@
+"""Purchases: start one at Stripe, credit it exactly once, take credits back on refunds and disputes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+from litestar import Response
+
+from mana_credits import ledger
+from mana_credits.auth.models import AuthUser
+from mana_credits.context import AppContext
+from mana_credits.db.pool import Conn
+from mana_credits.kit import idempotency
+from mana_credits.kit.errors import NotFound
+from mana_credits.kit.validation import parse_uuid
+from mana_credits.ledger.models import TxType
+from mana_credits.payments import repository
+from mana_credits.payments.models import Package, PurchaseRequest
+from mana_credits.payments.stripe_client import CURRENCY, StripeGateway, gateway
+
+log = logging.getLogger("mana_credits.payments")
+
+APP_ID = "mana-credits"
+
+
+async def customer_for(ctx: AppContext, stripe: StripeGateway, user: AuthUser) -> str:
+    """One Stripe customer per user: a per-user DB lock here, an idempotency key at Stripe."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        existing = await repository.lock_customer(conn, user.id)
+        if existing:
+            return existing
+        customer_id = await stripe.create_customer(user.id, user.email, user.name)
+        await repository.save_customer(conn, user.id, customer_id, user.email)
+        return customer_id
+
+
+async def start_purchase(
+    ctx: AppContext, user: AuthUser, data: PurchaseRequest, key: str | None
+) -> Response[Any]:
+    """A pending purchase plus its PaymentIntent (or Checkout Session), committed together.
+
+    The purchase row commits only after Stripe answered: when Stripe fails (502) nothing is left that a
+    later event could credit, and the payer never saw a secret or URL to pay with.
+    """
+    stripe = gateway(ctx)
+    package_id = parse_uuid(data.package_id, "packageId")
+    async with ctx.pool.acquire() as conn:
+        package = await repository.active_package(conn, package_id)
+    if package is None:
+        raise NotFound("Package not found")
+    customer_id = await customer_for(ctx, stripe, user)
+
+    async def work(conn: Conn) -> tuple[int, Any]:
+        return 200, await _open_purchase(conn, stripe, user, package, customer_id, data)
+
+    return await idempotency.run_idempotent(
+        ctx.pool, scope=f"user:{user.id}", key=key, operation="payments.purchase", params=data, work=work
+    )
+
+
+async def _open_purchase(
+    conn: Conn, stripe: StripeGateway, user: AuthUser, package: Package, customer_id: str,
+    data: PurchaseRequest,
+) -> dict[str, Any]:  # fmt: skip
+    purchase = await repository.insert_purchase(conn, user.id, package, customer_id)
+    metadata = {"userId": user.id, "packageId": str(package.id), "purchaseId": str(purchase.id)}
+    if data.success_url:
+        payment = await stripe.create_checkout_session(
+            purchase_id=purchase.id, amount=package.price_euro_cents, product_name=package.name,
+            customer_id=customer_id, metadata=metadata, success_url=data.success_url,
+            cancel_url=data.cancel_url,
+        )  # fmt: skip
+    else:
+        payment = await stripe.create_payment_intent(
+            purchase_id=purchase.id, amount=package.price_euro_cents, customer_id=customer_id,
+            metadata=metadata,
+        )  # fmt: skip
+    await repository.attach_payment(conn, purchase.id, payment.payment_intent_id, payment.checkout_session_id)
+    body: dict[str, Any] = {
+        "purchaseId": str(purchase.id),
+        # Null with Checkout: the session makes its own PaymentIntent, and a second payable object
+        # for the same purchase could be paid twice.
+        "clientSecret": payment.client_secret,
+        "amount": package.price_euro_cents,
+        "credits": package.credits,
+    }
+    if payment.checkout_url:
+        body["checkoutUrl"] = payment.checkout_url
+    return body
+
+
+async def credit(
+    conn: Conn, purchase: asyncpg.Record, *, paid: int, currency: str, payment_intent_id: str | None,
+    event_id: str,
+) -> bool:  # fmt: skip
+    """Credit the purchase once, and only when Stripe was paid its exact price in euro."""
+    if currency.lower() != CURRENCY or paid != purchase["price_euro_cents"]:
+        log.warning(
+            "purchase %s not credited: paid %s %s, price %s %s (event %s)",
+            purchase["id"], paid, currency, purchase["price_euro_cents"], CURRENCY, event_id,
+        )  # fmt: skip
+        return False
+    claimed = await repository.claim_for_credit(conn, purchase["id"], paid, payment_intent_id)
+    if claimed is None:
+        log.info("purchase %s already completed (event %s)", purchase["id"], event_id)
+        return False
+    name = (claimed["metadata"] or {}).get("packageName")
+    await ledger.credit(
+        conn, claimed["user_id"], claimed["credits"], type=TxType.PURCHASE, app_id=APP_ID,
+        description=f"Purchase of {claimed['credits']} credits" + (f" ({name})" if name else ""),
+        metadata={"purchaseId": str(claimed["id"]), "paymentIntentId": claimed["stripe_payment_intent_id"],
+                  "stripeEventId": event_id},
+    )  # fmt: skip
+    # A refund that arrived before the payment event was recorded; take it back now.
+    await take_back_returned(conn, claimed["id"], refunded=0, disputed=0, event_id=event_id)
+    return True
+
+
+async def fail(conn: Conn, purchase: asyncpg.Record, event_id: str) -> bool:
+    failed = await repository.mark_failed(conn, purchase["id"])
+    log.info("purchase %s failed=%s (event %s)", purchase["id"], failed, event_id)
+    return failed
+
+
+async def take_back_returned(
+    conn: Conn, purchase_id: Any, *, refunded: int, disputed: int, event_id: str
+) -> int:
+    """Reverse the credits for the money returned so far (refunds + disputes, proportionally, rounded
+    down); only the part not reversed yet moves, so repeated and growing refunds take just the delta."""
+    row = await repository.record_returned_money(conn, purchase_id, refunded, disputed)
+    if row["status"] != "completed":
+        return 0
+    price, credits = row["price_euro_cents"], row["credits"]
+    returned = min(price, row["amount_refunded"] + row["amount_disputed"])
+    target = credits * returned // price
+    delta: int = target - row["credits_reversed"]
+    if delta <= 0:
+        return 0
+    await repository.set_credits_reversed(conn, purchase_id, target)
+    await ledger.take_back(
+        conn, row["user_id"], delta, app_id=APP_ID,
+        description=f"Stripe refund/dispute: {delta} of {credits} purchased credits taken back",
+        metadata={"purchaseId": str(purchase_id), "paymentIntentId": row["stripe_payment_intent_id"],
+                  "stripeEventId": event_id, "amountRefunded": row["amount_refunded"],
+                  "amountDisputed": row["amount_disputed"]},
+    )  # fmt: skip
+    log.info("purchase %s: %s credits reversed (event %s)", purchase_id, delta, event_id)
+    return delta

@@ -1,0 +1,145 @@
+"""Stripe-compatible servers for the payments tests: localstripe in a subprocess, and a small stub for
+what localstripe lacks (Checkout Sessions, 5xx answers). Plus Stripe's webhook signing scheme."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+
+WEBHOOK_SECRET = "whsec_test_mana_credits"
+
+# localstripe binds all interfaces from its CLI and reloads a shared pickle in the system temp folder:
+# serve its app on 127.0.0.1 instead, start from an empty store and never write that pickle.
+_LOCALSTRIPE = """
+import socket
+from aiohttp import web
+from localstripe.resources import store
+from localstripe.server import app
+
+store.dump_to_disk = lambda: None
+sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+sock.bind(("127.0.0.1", 0))
+print(sock.getsockname()[1], flush=True)
+web.run_app(app, sock=sock, print=None)
+"""
+
+
+class LocalStripe:
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _LOCALSTRIPE], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        assert self.process.stdout is not None
+        port = int(self.process.stdout.readline())
+        self.url = f"http://127.0.0.1:{port}"
+
+    def register_webhook(self, url: str, secret: str = WEBHOOK_SECRET) -> None:
+        response = httpx.post(f"{self.url}/_config/webhooks/mana", data={"url": url, "secret": secret})
+        response.raise_for_status()
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+class StripeStub:
+    """Answers `POST /v1/customers` and `POST /v1/checkout/sessions` like Stripe, and records each
+    request (path, form fields, headers); `fail_with` makes every answer that status instead."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], dict[str, str]]] = []
+        self.fail_with: int | None = None
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = dict(parse_qsl(self.rfile.read(length).decode()))
+                stub.requests.append((self.path, form, dict(self.headers)))
+                status, body = stub.answer(self.path, form)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def answer(self, path: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        if self.fail_with is not None:
+            return self.fail_with, {"error": {"type": "api_error", "message": "stub failure"}}
+        if path == "/v1/customers":
+            return 200, {
+                "id": f"cus_{uuid.uuid4().hex[:14]}",
+                "object": "customer",
+                "email": form.get("email"),
+            }
+        if path == "/v1/checkout/sessions":
+            session_id = f"cs_test_{uuid.uuid4().hex}"
+            return 200, {
+                "id": session_id,
+                "object": "checkout.session",
+                "url": f"https://checkout.stripe.test/c/pay/{session_id}",
+                "payment_status": "unpaid",
+                "status": "open",
+                "amount_total": int(form["line_items[0][price_data][unit_amount]"]),
+                "currency": form["line_items[0][price_data][currency]"],
+                "payment_intent": None,
+            }
+        return 404, {"error": {"type": "invalid_request_error", "message": f"no route {path}"}}
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+
+
+def sign(payload: bytes, timestamp: int, secret: str = WEBHOOK_SECRET) -> str:
+    """Stripe's scheme: `t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def event(type_: str, obj: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "id": event_id or f"evt_{uuid.uuid4().hex}",
+        "object": "event",
+        "type": type_,
+        "created": int(time.time()),
+        "data": {"object": obj},
+    }
+
+
+def payment_intent(
+    pi_id: str, purchase: dict[str, Any], *, amount: int | None = None, currency: str = "eur",
+    status: str = "succeeded",
+) -> dict[str, Any]:  # fmt: skip
+    paid = purchase["priceEuroCents"] if amount is None else amount
+    return {
+        "id": pi_id,
+        "object": "payment_intent",
+        "amount": paid,
+        "amount_received": paid if status == "succeeded" else 0,
+        "currency": currency,
+        "status": status,
+        "metadata": {
+            "userId": purchase["userId"],
+            "packageId": purchase["packageId"],
+            "purchaseId": purchase["id"],
+        },
+    }
