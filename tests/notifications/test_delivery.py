@@ -1,0 +1,114 @@
+"""The outbox reaches mana-notify exactly once, survives outages and restarts, and carries a recipient."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from mana_credits.kit.clock import Clock
+from mana_credits.notifications import repository as outbox
+from mana_credits.notifications.service import Notifier, backoff, sync_paused
+from tests.notifications.notify_stub import NotifyStub
+from tests.support import SERVICE_KEY, Actor, Api
+from tests.sync_billing.helpers import activate, run_renewals, status
+
+
+async def _pause(api: Api, clock: Clock, db: asyncpg.Connection) -> tuple[Actor, str]:
+    """A user whose renewal found too few credits; returns the queued email's external id."""
+    user = api.actor()
+    await api.fund(user.id, 30)
+    clock.set(datetime(2025, 9, 10, 9, tzinfo=UTC))
+    assert (await activate(api, user)).status_code == 200
+    clock.set(datetime(2025, 10, 10, 9, 30, tzinfo=UTC))
+    await run_renewals(api)
+    assert (await status(api, user))["pausedAt"] is not None
+    external_id = await db.fetchval(
+        "SELECT external_id FROM credits.notification_outbox WHERE payload->>'userId' = $1", user.id
+    )
+    assert external_id is not None
+    return user, external_id
+
+
+async def _row(db: asyncpg.Connection, external_id: str) -> asyncpg.Record:
+    row = await db.fetchrow(
+        "SELECT attempts, delivered_at, next_attempt_at, last_error FROM credits.notification_outbox "
+        "WHERE external_id = $1",
+        external_id,
+    )
+    assert row is not None
+    return row
+
+
+async def test_pause_email_waits_out_an_outage_and_is_delivered_once(
+    api: Api, clock: Clock, db: asyncpg.Connection, notifier: Notifier, notify_stub: NotifyStub
+) -> None:
+    user, external_id = await _pause(api, clock, db)
+
+    notify_stub.up = False
+    down = await notifier.deliver_due()
+    assert down.failed >= 1
+    row = await _row(db, external_id)
+    assert (row["attempts"], row["delivered_at"]) == (1, None)
+    assert "503" in row["last_error"]
+    assert notify_stub.sent_with(external_id) == []
+
+    notify_stub.up = True
+    await notifier.deliver_due()  # still inside the backoff: not tried yet
+    assert notify_stub.sent_with(external_id) == []
+
+    clock.advance(backoff(1) + timedelta(seconds=1))
+    await notifier.deliver_due()
+    await notifier.deliver_due()
+    sent = notify_stub.sent_with(external_id)
+    assert len(sent) == 1
+    body = sent[0].body
+    assert body["recipient"] == user.email
+    assert (body["channel"], body["appId"], body["userId"], body["subject"]) == (
+        "email", "sync", user.id, "Cloud Sync pausiert",
+    )  # fmt: skip
+    assert body["data"] == {"type": "sync-paused", "resumeUrl": "https://mana.test/settings/sync"}
+    assert sent[0].headers["X-Service-Key"] == SERVICE_KEY
+    row = await _row(db, external_id)
+    assert row["delivered_at"] is not None
+    assert row["attempts"] == 2
+
+
+async def test_unreachable_notify_keeps_the_email_queued_with_growing_backoff(
+    api: Api, clock: Clock, db: asyncpg.Connection, notifier: Notifier, notify_stub: NotifyStub
+) -> None:
+    _, external_id = await _pause(api, clock, db)
+    # Nothing listens there: connection refused, not an HTTP error.
+    closed = Notifier(
+        pool=notifier.pool, http=notifier.http, clock=clock, notify_url="http://127.0.0.1:9", service_key="k"
+    )
+    await closed.deliver_due()
+    first = await _row(db, external_id)
+    clock.advance(backoff(1) + timedelta(seconds=1))
+    await closed.deliver_due()
+    second = await _row(db, external_id)
+    assert (first["attempts"], second["attempts"]) == (1, 2)
+    assert second["delivered_at"] is None
+    assert second["next_attempt_at"] - first["next_attempt_at"] > backoff(1)
+
+    clock.advance(backoff(2) + timedelta(seconds=1))
+    await notifier.deliver_due()
+    assert len(notify_stub.sent_with(external_id)) == 1
+
+
+async def test_concurrent_delivery_loops_send_each_message_once(
+    clock: Clock, db: asyncpg.Connection, notifier: Notifier, notify_stub: NotifyStub
+) -> None:
+    now = clock.now()
+    ids = [f"concurrent-{index}-{now.timestamp()}" for index in range(30)]
+    messages = [
+        (key, sync_paused(user_id="u", email="u@example.com", amount=30, resume_url="r", external_id=key))
+        for key in ids
+    ]
+    await outbox.enqueue_many(db, messages, now)
+    # The same row queued twice (e.g. a repeated pause) stays one message.
+    await outbox.enqueue_many(db, [(ids[0], {"externalId": ids[0]})], now)
+    await asyncio.gather(*(notifier.deliver_due(batch=4) for _ in range(3)))
+    assert [len(notify_stub.sent_with(external_id)) for external_id in ids] == [1] * 30
+    assert notify_stub.sent_with(ids[0])[0].body["recipient"] == "u@example.com"
