@@ -118,7 +118,7 @@ async def redeem_gift(
         async with ctx.pool.acquire() as conn:
             await service.record_refusal(conn, refused, user.id, body.source_app_id, ip)
         raise refused.error from None
-    except BaseException:
+    except Exception:
         await ratelimit.forgive(ctx.pool, ticket)
         raise
     await ratelimit.forgive(ctx.pool, ticket)
@@ -161,7 +161,7 @@ async def redeem_pending(
 
     async def work(conn: Any) -> tuple[int, Any]:
         return 200, await service.redeem_pending(
-            conn, user_id=data.user_id, email=data.email, now=ctx.clock.now()
+            conn, user_id=data.user_id, email=data.email, now=ctx.clock.now(), source_app_id=caller.app_id
         )
 
     return await idempotency.run_idempotent(

@@ -73,16 +73,22 @@ async def claim_for_redeem(
 
 
 async def claim_pending(conn: Conn, email: str, now: datetime, user_id: str) -> list[asyncpg.Record]:
-    """Take every redeemable personalized gift for this email. A concurrent call waits on the row locks,
-    then re-checks `status = 'active'` and skips what this one took.
+    """Take every redeemable personalized gift for this email. Rows are locked in id order; a concurrent
+    call waits on them, then re-checks `status = 'active'` and skips what this one took.
     """
     return await conn.fetch(
         f"""
-        UPDATE gifts.gift_codes
+        WITH mine AS (
+          SELECT id FROM gifts.gift_codes
+          WHERE lower(target_email) = lower($1) AND status = 'active' AND type = 'personalized'
+            AND {_NOT_EXPIRED} AND creator_id <> $3
+          ORDER BY id
+          FOR UPDATE
+        )
+        UPDATE gifts.gift_codes g
         SET status = 'depleted', redeemed = 1, updated_at = now()
-        WHERE lower(target_email) = lower($1) AND status = 'active' AND type = 'personalized'
-          AND {_NOT_EXPIRED} AND creator_id <> $3
-        RETURNING *
+        FROM mine WHERE g.id = mine.id
+        RETURNING g.*
         """,
         email,
         now,

@@ -165,11 +165,13 @@ async def record_refusal(
     )  # fmt: skip
 
 
-async def redeem_pending(conn: Conn, *, user_id: str, email: str, now: datetime) -> PendingResult:
+async def redeem_pending(
+    conn: Conn, *, user_id: str, email: str, now: datetime, source_app_id: str
+) -> PendingResult:
     """Redeem every active personalized gift for `email`; counts only the gifts this call took."""
     gifts = await repository.claim_pending(conn, email.strip(), now, user_id)
     for gift in gifts:
-        await _land(conn, gift, user_id, "mana-auth", None, None)
+        await _land(conn, gift, user_id, source_app_id, None, None)
     return PendingResult(redeemed=len(gifts), total_credits=sum(gift["total_credits"] for gift in gifts))
 
 
@@ -204,7 +206,8 @@ async def expire_batch(conn: Conn, now: datetime, limit: int = SWEEP_BATCH) -> l
     transaction. A concurrent sweep skips the rows this one holds, so each gift is refunded once.
     """
     gifts = await repository.claim_expired(conn, now, limit)
-    for gift in gifts:
+    # Balances are locked in one global order (creator id), so concurrent sweeps cannot deadlock.
+    for gift in sorted(gifts, key=lambda gift: (gift["creator_id"], gift["id"])):
         await ledger.credit(
             conn, gift["creator_id"], gift["total_credits"], type=TxType.EXPIRY, app_id=APP_ID,
             description="Gift expired: credits returned",
