@@ -1,5 +1,5 @@
-"""The sync gate: a host app behind SyncGateMiddleware, served over real HTTP, asking a status server
-(the real credits service where its status route exists, else a stub of that route on a loopback port)."""
+"""The sync gate: a host app behind SyncGateMiddleware, served over real HTTP. Real answers come from the
+real credits service; failure modes, call counting and the 100k-user bound use a stub of its status route."""
 
 from __future__ import annotations
 
@@ -62,44 +62,72 @@ async def _get(http: httpx.AsyncClient, path: str, user: str | None, **headers: 
     return await http.get(path, headers={**({"X-User": user} if user else {}), **headers})
 
 
-async def test_active_passes_inactive_gets_exact_402(
-    status_stub: tuple[StatusStub, str], checkers: Callable[..., SyncBillingChecker], serve: Serve
-) -> None:
-    stub, url = status_stub
-    stub.active = {"alice"}
-    http = await serve(gated(checkers(url)))
+async def _subscriber(api: Api, client: httpx.AsyncClient) -> str:
+    user = api.actor()
+    await api.fund(user.id, 30)
+    activated = await client.post("/api/v1/sync/activate", json={"interval": "monthly"}, headers=user.headers)
+    assert activated.status_code == 200, activated.text
+    return user.id
 
-    assert (await _get(http, "/sync/changes", "alice")).status_code == 200
-    refused = await _get(http, "/sync/changes", "bob")
+
+async def test_active_passes_inactive_gets_exact_402(
+    base_url: str,
+    api: Api,
+    client: httpx.AsyncClient,
+    checkers: Callable[..., SyncBillingChecker],
+    serve: Serve,
+) -> None:
+    alice, bob = await _subscriber(api, client), api.actor().id
+    http = await serve(gated(checkers(base_url)))
+
+    assert (await _get(http, "/sync/changes", alice)).status_code == 200
+    refused = await _get(http, "/sync/changes", bob)
     assert refused.status_code == 402
     assert refused.json() == EXPECTED_402
     assert SYNC_INACTIVE_BODY == EXPECTED_402
     # SSE is plain HTTP and gated the same way.
-    sse = await _get(http, "/sync/events", "bob", Accept="text/event-stream")
+    sse = await _get(http, "/sync/events", bob, Accept="text/event-stream")
     assert (sse.status_code, sse.json()) == (402, EXPECTED_402)
-    assert (await _get(http, "/sync", "bob")).status_code == 402
+    assert (await _get(http, "/sync", bob)).status_code == 402
     # Not gated: other paths, look-alike prefixes, and requests without a user (the host's auth decides).
-    assert (await _get(http, "/health", "bob")).status_code == 200
-    assert (await _get(http, "/syncthing", "bob")).status_code == 200
+    assert (await _get(http, "/health", bob)).status_code == 200
+    assert (await _get(http, "/syncthing", bob)).status_code == 200
     assert (await _get(http, "/sync/changes", None)).status_code == 200
-    assert stub.calls == {"alice": 1, "bob": 1}
+
+    async with CreditsClient(base_url, SERVICE_KEY, "mana-sync") as credits:
+        status = await credits.sync_status(alice)
+        assert (status.active, status.interval, status.gifted) == (True, "monthly", False)
+        assert (await credits.sync_status(bob)).active is False
 
 
 async def test_answers_are_cached_for_five_minutes(
-    status_stub: tuple[StatusStub, str], checkers: Callable[..., SyncBillingChecker], serve: Serve
+    base_url: str,
+    api: Api,
+    client: httpx.AsyncClient,
+    checkers: Callable[..., SyncBillingChecker],
+    serve: Serve,
 ) -> None:
-    stub, url = status_stub
+    carol = api.actor()
     clock = FakeTime()
-    http = await serve(gated(checkers(url, clock=clock)))
+    http = await serve(gated(checkers(base_url, clock=clock)))
 
-    assert (await _get(http, "/sync/x", "carol")).status_code == 402
-    stub.active.add("carol")  # she activates; the gate may keep the old answer up to five minutes
+    assert (await _get(http, "/sync/x", carol.id)).status_code == 402
+    await api.fund(carol.id, 30)
+    activated = await client.post("/api/v1/sync/activate", headers=carol.headers)
+    assert activated.status_code == 200, activated.text
+    # She is active now, but the gate may keep its answer for five minutes.
     clock.now += 299
-    assert (await _get(http, "/sync/x", "carol")).status_code == 402
-    assert stub.calls["carol"] == 1
+    assert (await _get(http, "/sync/x", carol.id)).status_code == 402
     clock.now += 2
-    assert (await _get(http, "/sync/x", "carol")).status_code == 200
-    assert stub.calls["carol"] == 2
+    assert (await _get(http, "/sync/x", carol.id)).status_code == 200
+
+
+async def test_wrong_key_against_real_service_is_loud(
+    base_url: str, api: Api, checkers: Callable[..., SyncBillingChecker]
+) -> None:
+    with pytest.raises(SyncGateConfigError) as raised:
+        await checkers(base_url, key="wrong-key").is_active(api.actor().id)
+    assert raised.value.status == 401
 
 
 async def test_outage_fails_open_with_one_attempt_per_window(
@@ -251,41 +279,3 @@ async def test_websocket_is_refused_for_inactive_users(
     assert accepted == []
     assert await _websocket(middleware, "ida", {}) == [{"type": "websocket.accept"}]
     assert accepted == ["/sync/ws"]
-
-
-# ---- against the real service (its status route comes from the sync-billing issue) ----
-
-
-@pytest.fixture
-async def real_status_route(client: httpx.AsyncClient) -> None:
-    probe = await client.get("/api/v1/internal/sync/status/probe", headers={"X-Service-Key": SERVICE_KEY})
-    if probe.status_code == 404:
-        pytest.skip("GET /api/v1/internal/sync/status/:userId is not on main yet (sync-billing issue)")
-
-
-@pytest.mark.usefixtures("real_status_route")
-async def test_gate_against_real_service(
-    base_url: str,
-    api: Api,
-    client: httpx.AsyncClient,
-    checkers: Callable[..., SyncBillingChecker],
-    serve: Serve,
-) -> None:
-    subscriber, other = api.actor(), api.actor()
-    await api.fund(subscriber.id, 30)
-    activated = await client.post(
-        "/api/v1/sync/activate", json={"interval": "monthly"}, headers=subscriber.headers
-    )
-    assert activated.status_code == 200, activated.text
-
-    http = await serve(gated(checkers(base_url)))
-    assert (await _get(http, "/sync/x", subscriber.id)).status_code == 200
-    refused = await _get(http, "/sync/x", other.id)
-    assert (refused.status_code, refused.json()) == (402, EXPECTED_402)
-
-    async with CreditsClient(base_url, SERVICE_KEY, "mana-sync") as credits:
-        status = await credits.sync_status(subscriber.id)
-    assert (status.active, status.interval) == (True, "monthly")
-
-    with pytest.raises(SyncGateConfigError):
-        await checkers(base_url, key="wrong-key").is_active(subscriber.id)
