@@ -138,3 +138,18 @@ async def test_concurrent_sweeps_on_a_whole_database_refund_each_gift_once(own_p
             assert (await ledger.get_balance(conn, creator)).balance == given
         assert await audit(conn) == []
     assert (await tasks.sweep(own_pool, later)).expired == 0
+
+
+async def test_redeem_and_cancel_at_once_one_wins(gifts: Gifts, api: Api, ctx: AppContext) -> None:
+    for _ in range(5):
+        creator = await gifts.creator(100)
+        gift = await gifts.create(creator, 100)
+        friend = api.actor()
+        redeemed, cancelled = await asyncio.gather(
+            gifts.redeem(friend, gift["code"]),
+            gifts.client.delete(f"/api/v1/gifts/{gift['id']}", headers=creator.headers),
+        )
+        assert sorted([redeemed.status_code, cancelled.status_code]) == [200, 409]
+        # The 100 credits exist exactly once: with the friend or back with the creator.
+        assert await gifts.balance(friend) + await gifts.balance(creator) == 100
+    await assert_audit_clean(ctx)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+from datetime import datetime, timedelta
+
 import asyncpg
 import pytest
 
@@ -38,8 +42,6 @@ async def test_create_debits_creator_and_returns_gift(
 
 
 async def test_default_expiry_is_90_days(gifts: Gifts, ctx: AppContext) -> None:
-    from datetime import datetime, timedelta
-
     creator = await gifts.creator()
     before = ctx.clock.now()
     gift = await gifts.create(creator, 5)
@@ -147,3 +149,17 @@ async def test_lists_created_and_received(gifts: Gifts, api: Api) -> None:
     assert item["message"] == "for you"
     assert "createdAt" in item and "id" in item
     assert (await gifts.client.get("/api/v1/gifts/me/received", headers=creator.headers)).json() == []
+
+
+async def test_parallel_creates_never_overdraw(gifts: Gifts, ctx: AppContext) -> None:
+    creator = await gifts.creator(100)
+    responses = await asyncio.gather(
+        *(
+            gifts.client.post("/api/v1/gifts", json={"totalCredits": 30}, headers=creator.headers)
+            for _ in range(6)
+        )
+    )
+    assert Counter(r.status_code for r in responses) == {201: 3, 402: 3}
+    assert len({r.json()["code"] for r in responses if r.status_code == 201}) == 3
+    assert await gifts.balance(creator) == 10
+    await assert_audit_clean(ctx)
