@@ -13,7 +13,7 @@ import stripe
 from mana_credits.ledger.audit import audit
 from mana_credits.payments.models import Package
 from tests.payments.conftest import Instance
-from tests.payments.stripe_fakes import StripeStub, event, payment_intent
+from tests.payments.stripe_fakes import StripeStub
 from tests.support import Api
 
 MakePackage = Callable[..., Awaitable[Package]]
@@ -199,8 +199,3 @@ async def test_someone_elses_purchase_is_404(pay: Instance, make_package: MakePa
     response = await pay.client.get(f"/api/v1/credits/purchase/{purchase['id']}", headers=other.headers)
     assert response.status_code == 404
     assert (await pay.client.get("/api/v1/credits/purchase/nope", headers=owner.headers)).status_code == 400
-
-
-def test_payment_intent_helper_matches_stripe_shape() -> None:
-    intent = payment_intent("pi_1", {"priceEuroCents": 5, "userId": "u", "packageId": "p", "id": "x"})
-    assert event("payment_intent.succeeded", intent)["data"]["object"]["amount_received"] == 5
