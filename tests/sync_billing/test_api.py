@@ -153,24 +153,26 @@ async def test_reactivating_before_period_end_is_free_and_renewals_continue(
     api: Api, clock: Clock, db: asyncpg.Connection
 ) -> None:
     user = api.actor()
-    await api.fund(user.id, 100)
+    await api.fund(user.id, 200)
     clock.set(datetime.fromisoformat("2026-05-31T09:00:00+00:00"))
-    assert (await activate(api, user)).status_code == 200
+    assert (await activate(api, user, "quarterly")).status_code == 200
     assert (await api.client.post("/api/v1/sync/deactivate", headers=user.headers)).status_code == 200
     clock.advance(timedelta(days=10))
-    response = await activate(api, user)
+    response = await activate(api, user)  # no interval given: the subscription keeps its own
     assert response.status_code == 200
     body = response.json()
-    assert (body["success"], body["active"], body["amountCharged"]) == (True, True, 0)
-    assert near(body["nextChargeAt"], "2026-06-30T09:00:00+00:00")
-    assert await sync_charges(db, user.id) == [-30]
+    assert (body["success"], body["active"], body["interval"], body["amountCharged"]) == (
+        True, True, "quarterly", 0,
+    )  # fmt: skip
+    assert near(body["nextChargeAt"], "2026-08-31T09:00:00+00:00")
+    assert await sync_charges(db, user.id) == [-90]
     body = await status(api, user)
     assert (body["active"], body["cancelAtPeriodEnd"]) == (True, False)
 
-    clock.set(datetime.fromisoformat("2026-06-30T09:02:00+00:00"))
+    clock.set(datetime.fromisoformat("2026-08-31T09:02:00+00:00"))
     await run_renewals(api)
-    assert await sync_charges(db, user.id) == [-30, -30]
-    assert near((await status(api, user))["nextChargeAt"], "2026-07-31T09:00:00+00:00")
+    assert await sync_charges(db, user.id) == [-90, -90]
+    assert near((await status(api, user))["nextChargeAt"], "2026-11-30T09:00:00+00:00")
 
 
 async def test_change_interval_applies_at_the_next_charge(
@@ -227,6 +229,7 @@ async def test_internal_status_matches_the_users_view(api: Api) -> None:
     assert response.status_code == 200
     assert response.json() == await status(api, user)
     assert (await api.client.get(f"/api/v1/internal/sync/status/{user.id}")).status_code == 401
+    assert (await api.client.post("/api/v1/internal/sync/charge-recurring")).status_code == 401
     unknown = await api.client.get("/api/v1/internal/sync/status/nobody-here", headers=service_headers())
     assert unknown.json()["active"] is False
 

@@ -14,7 +14,8 @@ Key = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 
 
 class Activate(msgspec.Struct, rename="camel", kw_only=True):
-    interval: SyncInterval = SyncInterval.MONTHLY
+    # Omitted: the subscription's current interval (monthly for a new one).
+    interval: SyncInterval | None = None
     idempotency_key: Key | None = None
 
 
