@@ -137,6 +137,7 @@ class StatusStub:
     def __init__(self) -> None:
         self.active: set[str] = set()
         self.failing = False
+        self.rejected: set[str] = set()
         self.calls: Counter[str] = Counter()
         self.gate: asyncio.Event | None = None
 
@@ -149,6 +150,8 @@ class StatusStub:
         self.calls[user_id] += 1
         if self.failing:
             return 503, {"statusCode": 503, "code": "service_unavailable"}
+        if user_id in self.rejected:
+            return 400, {"statusCode": 400, "code": "validation_error"}
         return 200, {"active": user_id in self.active, "interval": "monthly"}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

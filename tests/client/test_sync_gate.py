@@ -165,6 +165,16 @@ async def test_5xx_and_refused_connections_fail_open(
     refused = checkers("http://127.0.0.1:9", clock=clock)  # nothing listens on the discard port
     assert await refused.is_active("frank") is True
 
+    # A refusal about one user lets that user pass for a short while and leaves the others alone.
+    stub.rejected = {"bad id"}
+    assert await checker.is_active("bad id") is True
+    assert await checker.is_active("erin") is False
+    assert await checker.is_active("bad id") is True
+    assert stub.calls["bad id"] == 1
+    clock.now += 31
+    assert await checker.is_active("bad id") is True
+    assert stub.calls["bad id"] == 2
+
 
 async def test_wrong_key_is_a_loud_configuration_error(
     status_stub: tuple[StatusStub, str],

@@ -2,9 +2,10 @@
 
 - Answers are cached `ttl` seconds (5 minutes) in a bounded LRU; concurrent misses for one user share
   one request.
-- Fail open: when the credits service is unreachable, answers 5xx or something unexpected, users pass
+- Fail open: when the credits service is unreachable, answers 5xx or an unreadable body, users pass
   (logged) and, for `fail_open_ttl` seconds, no request is tried at all — an outage costs one timeout,
-  not one per request. Cached answers stay valid meanwhile.
+  not one per request. Cached answers stay valid meanwhile. Any other refusal (400, 404) concerns that
+  one user: they pass, and that answer is cached for `fail_open_ttl`.
 - 401/403 means our service key is wrong: logged at ERROR and, with `strict_auth` (default), raised as
   `SyncGateConfigError` so the misconfiguration cannot go unnoticed; otherwise it fails open like an outage.
 """
@@ -102,7 +103,7 @@ class SyncBillingChecker:
     async def _load(self, user_id: str) -> bool:
         try:
             response = await self._http.get(f"/api/v1/internal/sync/status/{quote(user_id, safe='')}")
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:
             return self._fail_open(f"unreachable: {exc!r}")
         if response.status_code in (401, 403):
             message = f"credits service refused the sync gate's service key ({response.status_code})"
@@ -110,15 +111,19 @@ class SyncBillingChecker:
             if self.strict_auth:
                 raise SyncGateConfigError(message, status=response.status_code, code="unauthorized")
             return self._fail_open(message)
-        if response.status_code != 200:
+        if response.status_code >= 500:
             return self._fail_open(f"answered {response.status_code}")
+        if response.status_code != 200:
+            log.warning("sync gate letting %r pass: status answered %d", user_id, response.status_code)
+            self._store(user_id, True, self.fail_open_ttl)
+            return True
         try:
             active = response.json()["active"]
         except (ValueError, KeyError, TypeError):
             return self._fail_open("answered an unexpected body")
         if not isinstance(active, bool):
             return self._fail_open("answered an unexpected body")
-        self._store(user_id, active)
+        self._store(user_id, active, self.ttl)
         return active
 
     def _fail_open(self, reason: str) -> bool:
@@ -126,8 +131,8 @@ class SyncBillingChecker:
         self._down_until = self._clock() + self.fail_open_ttl
         return True
 
-    def _store(self, user_id: str, active: bool) -> None:
-        self._cache[user_id] = (active, self._clock() + self.ttl)
+    def _store(self, user_id: str, active: bool, ttl: float) -> None:
+        self._cache[user_id] = (active, self._clock() + ttl)
         self._cache.move_to_end(user_id)
         while len(self._cache) > self.max_entries:
             self._cache.popitem(last=False)
