@@ -2,8 +2,9 @@
 
 Every write carries an Idempotency-Key — the caller's, or one generated per logical call — and every retry
 of that call sends the same key, so a retry after a lost response replays the first answer instead of
-charging twice. Connection errors, timeouts and 5xx are retried with exponential backoff, then raise
-`CreditsUnavailable`. There is no fallback balance: a failure is an exception, never free credits.
+charging twice (`grant` is deduplicated by its reference id instead). Connection errors, timeouts and 5xx
+are retried `retries` more times with exponential backoff, then raise `CreditsUnavailable`. There is no
+fallback balance: a failure is an exception, never free credits.
 """
 
 from __future__ import annotations
