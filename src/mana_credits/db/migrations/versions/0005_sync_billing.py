@@ -18,6 +18,10 @@ STATEMENTS = [
     "ALTER TABLE credits.sync_subscriptions ADD COLUMN IF NOT EXISTS email text",
     "ALTER TABLE credits.sync_subscriptions ADD COLUMN IF NOT EXISTS failure_count integer NOT NULL DEFAULT 0",
     "ALTER TABLE credits.sync_subscriptions ADD COLUMN IF NOT EXISTS retry_at timestamptz",
+    "ALTER TABLE credits.sync_subscriptions ADD CONSTRAINT sync_subscriptions_anchor_day "
+    "CHECK (anchor_day BETWEEN 1 AND 31)",
+    "ALTER TABLE credits.sync_subscriptions ADD CONSTRAINT sync_subscriptions_failure_count "
+    "CHECK (failure_count >= 0)",
     "CREATE INDEX IF NOT EXISTS sync_subscriptions_due_idx ON credits.sync_subscriptions (next_charge_at) "
     "WHERE active AND NOT is_gifted",
     """
@@ -50,6 +54,8 @@ def downgrade() -> None:
 DOWN = [
     "DROP TABLE IF EXISTS credits.notification_outbox",
     "DROP INDEX IF EXISTS credits.sync_subscriptions_due_idx",
+    "ALTER TABLE credits.sync_subscriptions DROP CONSTRAINT IF EXISTS sync_subscriptions_failure_count",
+    "ALTER TABLE credits.sync_subscriptions DROP CONSTRAINT IF EXISTS sync_subscriptions_anchor_day",
     "ALTER TABLE credits.sync_subscriptions DROP COLUMN IF EXISTS retry_at",
     "ALTER TABLE credits.sync_subscriptions DROP COLUMN IF EXISTS failure_count",
     "ALTER TABLE credits.sync_subscriptions DROP COLUMN IF EXISTS email",
