@@ -211,7 +211,9 @@ async def test_refund_delivered_before_the_payment_is_applied_when_it_credits(
 
     await pay.pay(purchase)
 
-    assert await _ledger(db, user.id) == [("purchase", 500), ("reversal", -100)]
+    # Both rows come from one transaction (same created_at), so compare them unordered.
+    assert sorted(await _ledger(db, user.id)) == [("purchase", 500), ("reversal", -100)]
+    assert (await pay.api.balance(user))["balance"] == 400
     assert await audit(db) == []
 
 
@@ -278,3 +280,21 @@ async def test_events_for_payments_that_are_not_ours_are_ignored(pay: Instance) 
     assert (await pay.post_event(event("charge.refunded", _charge(
         {"priceEuroCents": 500, "stripePaymentIntentId": intent["id"]}, refunded=500
     )))).status_code == 200  # fmt: skip
+
+
+async def test_old_event_ids_are_pruned_by_the_registered_job(pay: Instance, db: asyncpg.Connection) -> None:
+    from mana_credits.payments import tasks
+
+    old, recent = f"evt_old_{uuid.uuid4().hex}", f"evt_new_{uuid.uuid4().hex}"
+    await db.execute(
+        "INSERT INTO credits.stripe_events (id, type, received_at) VALUES "
+        "($1, 'x', now() - interval '91 days'), ($2, 'x', now() - interval '89 days')",
+        old,
+        recent,
+    )
+    [job] = tasks.jobs(pay.server.ctx)
+
+    assert await job.run() >= 1  # type: ignore[operator]
+
+    left = await db.fetch("SELECT id FROM credits.stripe_events WHERE id = ANY($1)", [old, recent])
+    assert [row["id"] for row in left] == [recent]

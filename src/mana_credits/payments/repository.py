@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -258,9 +259,6 @@ async def record_event(conn: Conn, event_id: str, event_type: str) -> bool:
     return bool(inserted)
 
 
-async def prune_events(conn: Conn, older_than_days: int) -> int:
-    status = await conn.execute(
-        "DELETE FROM credits.stripe_events WHERE received_at < now() - make_interval(days => $1)",
-        older_than_days,
-    )
+async def prune_events(conn: Conn, received_before: datetime) -> int:
+    status = await conn.execute("DELETE FROM credits.stripe_events WHERE received_at < $1", received_before)
     return int(status.rsplit(" ", 1)[-1])
