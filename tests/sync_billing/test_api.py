@@ -267,6 +267,9 @@ async def test_gifted_sync_is_active_never_charged_and_revocable(
     again = await api.client.delete(f"{base}/gift", headers=admin.headers)
     assert again.status_code == 409
     assert again.json()["code"] == "sync_not_gifted"
+    too_long = await api.client.post(f"/api/v1/admin/sync/{'x' * 300}/gift", headers=admin.headers)
+    assert too_long.status_code == 400
+    assert too_long.json()["code"] == "validation_error"
 
 
 async def test_gift_over_a_paid_subscription_suspends_its_renewals(
