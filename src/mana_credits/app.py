@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             allow_origins=settings.cors_origins,
             allow_credentials=True,
             allow_headers=["*"],
-            expose_headers=["X-Next-Cursor", "Idempotent-Replayed", "X-Request-Id"],
+            expose_headers=["X-Next-Cursor", "Idempotent-Replayed", "X-Request-Id", "Retry-After"],
         ),
         openapi_config=OpenAPIConfig(
             title="mana-credits",
