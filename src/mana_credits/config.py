@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     MANA_CREDITS_DATA_DIR: Path = Path(".data")
     # Connections per server worker (two workers: ~10 in all, measured best on 2 cores).
     DB_POOL_SIZE: int = Field(default=5, ge=1)
+    # Proxies whose X-Forwarded-For names the real client (rate limits per address); comma list or "*".
+    TRUSTED_PROXIES: str = "127.0.0.1"
     # Background jobs (renewals, expiry sweeps, outbox) run in each server process unless disabled.
     MANA_CREDITS_SCHEDULER: bool = True
 
