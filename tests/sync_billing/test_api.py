@@ -260,8 +260,11 @@ async def test_gifted_sync_is_active_never_charged_and_revocable(
     view = await api.client.get(base, headers=admin.headers)
     assert view.status_code == 200
     assert view.json()["userId"] == user.id
-    revoked = await api.client.delete(f"{base}/gift", headers=admin.headers)
+    keyed = {**admin.headers, "Idempotency-Key": f"revoke-{user.id}"}
+    revoked = await api.client.delete(f"{base}/gift", headers=keyed)
     assert revoked.status_code == 200
+    replayed = await api.client.delete(f"{base}/gift", headers=keyed)
+    assert (replayed.status_code, replayed.headers.get("Idempotent-Replayed")) == (200, "true")
     assert (revoked.json()["gifted"], revoked.json()["active"]) == (False, False)
     assert (await status(api, user))["active"] is False
     again = await api.client.delete(f"{base}/gift", headers=admin.headers)

@@ -117,15 +117,23 @@ async def admin_status(ctx: AppContext, admin: AuthUser, user_id: UserIdParam) -
 
 
 @post("/{user_id:str}/gift", status_code=200)
-async def gift(ctx: AppContext, admin: AuthUser, user_id: UserIdParam) -> AdminSyncStatus:
-    async with ctx.pool.acquire() as conn:
+async def gift(
+    ctx: AppContext, admin: AuthUser, user_id: UserIdParam, request: Request[Any, Any, Any]
+) -> Response[Any]:
+    async def act(conn: Any) -> Any:
         return await service.gift(conn, user_id, admin_id=admin.id, now=ctx.clock.now())
+
+    return await _write(ctx, request, admin, "sync.gift", user_id, None, act)
 
 
 @delete("/{user_id:str}/gift", status_code=200)
-async def revoke_gift(ctx: AppContext, admin: AuthUser, user_id: UserIdParam) -> AdminSyncStatus:
-    async with ctx.pool.acquire() as conn:
+async def revoke_gift(
+    ctx: AppContext, admin: AuthUser, user_id: UserIdParam, request: Request[Any, Any, Any]
+) -> Response[Any]:
+    async def act(conn: Any) -> Any:
         return await service.revoke_gift(conn, user_id, now=ctx.clock.now())
+
+    return await _write(ctx, request, admin, "sync.revoke-gift", user_id, None, act)
 
 
 admin_routes = Router(
