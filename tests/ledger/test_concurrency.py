@@ -61,3 +61,31 @@ async def test_failed_attempt_does_not_burn_the_key(api: Api, client: httpx.Asyn
     retried = await client.post("/api/v1/credits/use", json=body, headers=headers)
     assert retried.status_code == 200 and "idempotent-replayed" not in retried.headers
     assert (await api.balance(user))["balance"] == 0
+
+
+async def test_old_request_keys_are_purged_but_grant_references_kept(
+    api: Api, client: httpx.AsyncClient, ctx: object, db: object
+) -> None:
+    from datetime import timedelta
+
+    from mana_credits.context import AppContext
+    from mana_credits.kit import idempotency
+
+    assert isinstance(ctx, AppContext)
+    user = api.actor()
+    await api.fund(user.id, 10)  # a grant reference
+    body = {"amount": 1, "appId": "chat", "description": "x"}
+    headers = {**user.headers, "Idempotency-Key": "old-key"}
+    assert (await client.post("/api/v1/credits/use", json=body, headers=headers)).status_code == 200
+    removed = await idempotency.purge(ctx.pool, ctx.clock.now() + idempotency.RETENTION + timedelta(days=1))
+    assert removed >= 1
+    scopes = await db.fetch(  # type: ignore[attr-defined]
+        "SELECT scope FROM credits.idempotency_keys WHERE scope IN ($1, $2)",
+        f"user:{user.id}",
+        f"grant:{user.id}",
+    )
+    assert [r["scope"] for r in scopes] == [f"grant:{user.id}"]
+    # The purged key is usable again: a new, separate debit.
+    again = await client.post("/api/v1/credits/use", json=body, headers=headers)
+    assert again.status_code == 200 and "idempotent-replayed" not in again.headers
+    assert (await api.balance(user))["balance"] == 8

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -19,6 +20,9 @@ from mana_credits.db.pool import Conn
 from mana_credits.kit.errors import IdempotencyKeyReused, ValidationFailed
 
 REPLAY_HEADER = "Idempotent-Replayed"
+# How long a request key can be replayed. Grant references (scope `grant:`) are kept forever: a grant is
+# exactly once per (user, referenceId) however late the repeat comes.
+RETENTION = timedelta(days=30)
 MAX_KEY_LENGTH = 255
 
 Work = Callable[[Conn], Awaitable[tuple[int, Any]]]
@@ -106,3 +110,23 @@ async def remember(conn: Conn, scope: str, key: str, status: int, body: Any) -> 
         status,
         body,
     )
+
+
+async def purge(pool: asyncpg.Pool, now: datetime, batch: int = 5000) -> int:
+    """Forget request keys older than RETENTION, in small batches; returns how many."""
+    removed = 0
+    async with pool.acquire() as conn:
+        while True:
+            status = await conn.execute(
+                """
+                DELETE FROM credits.idempotency_keys WHERE ctid = ANY(ARRAY(
+                  SELECT ctid FROM credits.idempotency_keys
+                  WHERE created_at < $1 AND scope NOT LIKE 'grant:%' LIMIT $2))
+                """,
+                now - RETENTION,
+                batch,
+            )
+            count = int(status.rsplit(" ", 1)[-1])
+            removed += count
+            if count < batch:
+                return removed
