@@ -298,3 +298,19 @@ async def test_old_event_ids_are_pruned_by_the_registered_job(pay: Instance, db:
 
     left = await db.fetch("SELECT id FROM credits.stripe_events WHERE id = ANY($1)", [old, recent])
     assert [row["id"] for row in left] == [recent]
+
+
+async def test_growing_refunds_delivered_concurrently_reverse_exactly_the_refunded_part(
+    pay: Instance, make_package: MakePackage, db: asyncpg.Connection
+) -> None:
+    user = pay.api.actor()
+    purchase = await _completed(pay, user, await make_package(credits=500, price=500))
+    refunds = [event("charge.refunded", _charge(purchase, refunded=cents)) for cents in (100, 200, 300, 400)]
+
+    responses = await asyncio.gather(*[pay.post_event(refund) for refund in refunds * 2])
+
+    assert [r.status_code for r in responses] == [200] * 8
+    reversed_rows = [amount for kind, amount in await _ledger(db, user.id) if kind == "reversal"]
+    assert sum(reversed_rows) == -400
+    assert (await pay.api.balance(user))["balance"] == 100
+    assert await audit(db) == []
