@@ -59,6 +59,9 @@ async def build_context(settings: Settings, clock: Clock | None = None) -> AppCo
 
 
 async def close_context(ctx: AppContext) -> None:
+    for extra in ctx.extras.values():
+        if hasattr(extra, "aclose"):
+            await extra.aclose()
     await ctx.pool.close()
     await ctx.http.aclose()
 

@@ -20,5 +20,6 @@ class AppContext:
     clock: Clock
     http: httpx.AsyncClient
     verifier: JwtVerifier
-    # Per-domain singletons (e.g. the Stripe client) created lazily by their domain.
+    # Per-domain singletons (e.g. the Stripe client) created lazily by their domain; closed on shutdown
+    # when they have an `aclose()`.
     extras: dict[str, Any] = field(default_factory=dict)

@@ -39,12 +39,16 @@ class StripeGateway:
     def __init__(self, settings: Settings) -> None:
         assert settings.STRIPE_SECRET_KEY
         base = settings.STRIPE_API_BASE
+        self.http = stripe.HTTPXClient(timeout=TIMEOUT_SECONDS)
         self.client = stripe.StripeClient(
             settings.STRIPE_SECRET_KEY,
             base_addresses={"api": base.rstrip("/")} if base else None,
-            http_client=stripe.HTTPXClient(timeout=TIMEOUT_SECONDS),
+            http_client=self.http,
             max_network_retries=1,
         )
+
+    async def aclose(self) -> None:
+        await self.http.close_async()  # type: ignore[no-untyped-call]
 
     async def create_customer(self, user_id: str, email: str | None, name: str | None) -> str:
         params: dict[str, Any] = {"metadata": {"userId": user_id}}
