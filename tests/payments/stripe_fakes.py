@@ -55,11 +55,14 @@ class LocalStripe:
 
 class StripeStub:
     """Answers `POST /v1/customers` and `POST /v1/checkout/sessions` like Stripe, and records each
-    request (path, form fields, headers); `fail_with` makes every answer that status instead."""
+    request (path, form fields, headers); `fail_with` makes every answer that status instead, and
+    clearing `release` holds every answer back until it is set again (a slow Stripe)."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, str], dict[str, str]]] = []
         self.fail_with: int | None = None
+        self.release = threading.Event()
+        self.release.set()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -67,6 +70,7 @@ class StripeStub:
                 length = int(self.headers.get("Content-Length") or 0)
                 form = dict(parse_qsl(self.rfile.read(length).decode()))
                 stub.requests.append((self.path, form, dict(self.headers)))
+                stub.release.wait(timeout=30)
                 status, body = stub.answer(self.path, form)
                 data = json.dumps(body).encode()
                 self.send_response(status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -141,3 +142,29 @@ async def test_session_amount_mismatch_is_not_credited(
     await checkout.post_event(event("checkout.session.completed", session))
     assert (await checkout.purchase(user, purchase["id"]))["status"] == "pending"
     assert (await checkout.api.balance(user))["balance"] == 0
+
+
+async def test_a_slow_stripe_does_not_take_every_database_connection(
+    checkout: Instance, stripe_stub: StripeStub, make_package: MakePackage
+) -> None:
+    """Purchases wait for Stripe holding a connection each; the pool (3 here) must keep serving others."""
+    package = await make_package()
+    buyers = [checkout.api.actor() for _ in range(6)]
+    stripe_stub.release.clear()
+    try:
+        arrived = len(stripe_stub.requests)
+        purchases = [asyncio.create_task(checkout.buy(buyer, package, **URLS)) for buyer in buyers]
+        for _ in range(200):  # bounded: until Stripe is holding the first calls
+            if len(stripe_stub.requests) > arrived:
+                break
+            await asyncio.sleep(0.05)
+        reads = await asyncio.gather(
+            *[checkout.client.get("/api/v1/credits/balance", headers=buyer.headers) for buyer in buyers]
+        )
+        assert [r.status_code for r in reads] == [200] * len(buyers)
+        assert not any(task.done() for task in purchases)  # they really were stuck at Stripe
+    finally:
+        stripe_stub.release.set()
+    results = await asyncio.gather(*purchases)
+    assert [r.status_code for r in results] == [200] * len(buyers)
+    assert all(r.json()["checkoutUrl"] for r in results)

@@ -50,14 +50,15 @@ async def start_purchase(
         package = await repository.active_package(conn, package_id)
     if package is None:
         raise NotFound("Package not found")
-    customer_id = await customer_for(ctx, stripe, user)
 
     async def work(conn: Conn) -> tuple[int, Any]:
         return 200, await _open_purchase(conn, stripe, user, package, customer_id, data)
 
-    return await idempotency.run_idempotent(
-        ctx.pool, scope=f"user:{user.id}", key=key, operation="payments.purchase", params=data, work=work
-    )
+    async with stripe.purchase_slots:
+        customer_id = await customer_for(ctx, stripe, user)
+        return await idempotency.run_idempotent(
+            ctx.pool, scope=f"user:{user.id}", key=key, operation="payments.purchase", params=data, work=work
+        )
 
 
 async def _open_purchase(

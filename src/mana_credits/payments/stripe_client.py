@@ -7,6 +7,7 @@ request) never makes a second customer, PaymentIntent or Checkout Session.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,10 @@ log = logging.getLogger("mana_credits.payments.stripe")
 
 CURRENCY = "eur"
 TIMEOUT_SECONDS = 20.0
+# Starting a purchase holds a pooled database connection while Stripe answers (the purchase row commits
+# only with Stripe's answer). Cap how many do so at once, so a slow Stripe cannot take every connection
+# of a worker's pool away from balances and debits; further purchases wait their turn.
+MAX_PURCHASES_IN_FLIGHT = 2
 _EXTRAS_KEY = "payments.stripe"
 
 
@@ -40,6 +45,7 @@ class StripeGateway:
         assert settings.STRIPE_SECRET_KEY
         base = settings.STRIPE_API_BASE
         self.http = stripe.HTTPXClient(timeout=TIMEOUT_SECONDS)
+        self.purchase_slots = asyncio.Semaphore(MAX_PURCHASES_IN_FLIGHT)
         self.client = stripe.StripeClient(
             settings.STRIPE_SECRET_KEY,
             base_addresses={"api": base.rstrip("/")} if base else None,
