@@ -10,6 +10,8 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from mana_credits.kit.records import from_record
+
 Credits = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
 Email = Annotated[str, msgspec.Meta(max_length=254)]
 Message = Annotated[str, msgspec.Meta(max_length=500)]
@@ -78,21 +80,11 @@ class Gift(msgspec.Struct, rename="camel", kw_only=True):
 
     @classmethod
     def from_row(cls, row: asyncpg.Record, *, base_url: str, now: datetime) -> Gift:
-        return cls(
-            id=row["id"],
-            code=row["code"],
+        return from_record(
+            cls,
+            row,
             short_url=row["short_url"] or short_url(base_url, row["code"]),
-            creator_id=row["creator_id"],
-            creator_name=row["creator_name"],
-            total_credits=row["total_credits"],
-            redeemed=row["redeemed"],
-            type=row["type"],
             status=effective_status(row, now).value,
-            target_email=row["target_email"],
-            message=row["message"],
-            expires_at=row["expires_at"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
         )
 
 
@@ -110,16 +102,7 @@ class PublicGift(msgspec.Struct, rename="camel", kw_only=True):
 
     @classmethod
     def from_row(cls, row: asyncpg.Record, *, now: datetime) -> PublicGift:
-        return cls(
-            code=row["code"],
-            type=row["type"],
-            status=effective_status(row, now).value,
-            total_credits=row["total_credits"],
-            redeemed=row["redeemed"] > 0,
-            message=row["message"],
-            creator_name=row["creator_name"],
-            expires_at=row["expires_at"],
-        )
+        return from_record(cls, row, status=effective_status(row, now).value, redeemed=row["redeemed"] > 0)
 
 
 class Redemption(msgspec.Struct, rename="camel", kw_only=True):
@@ -136,18 +119,7 @@ class Redemption(msgspec.Struct, rename="camel", kw_only=True):
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Redemption:
-        return cls(
-            id=row["id"],
-            gift_code_id=row["gift_code_id"],
-            code=row["code"],
-            credits_received=row["credits_received"],
-            creator_name=row["creator_name"],
-            message=row["message"],
-            status=row["status"],
-            source_app_id=row["source_app_id"],
-            credit_transaction_id=row["credit_transaction_id"],
-            created_at=row["created_at"],
-        )
+        return from_record(cls, row)
 
 
 class RedeemResult(msgspec.Struct, rename="camel", kw_only=True):

@@ -10,6 +10,8 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from mana_credits.kit.records import from_record
+
 
 class TxType(StrEnum):
     PURCHASE = "purchase"
@@ -38,21 +40,7 @@ class Transaction(msgspec.Struct, rename="camel", kw_only=True):
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Transaction:
-        return cls(
-            id=row["id"],
-            user_id=row["user_id"],
-            type=row["type"],
-            status=row["status"],
-            amount=row["amount"],
-            balance_before=row["balance_before"],
-            balance_after=row["balance_after"],
-            app_id=row["app_id"],
-            description=row["description"],
-            metadata=row["metadata"],
-            idempotency_key=row["idempotency_key"],
-            created_at=row["created_at"],
-            completed_at=row["completed_at"],
-        )
+        return from_record(cls, row)
 
 
 class Balance(msgspec.Struct, rename="camel", kw_only=True):

@@ -7,6 +7,8 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from mana_credits.kit.records import from_record
+
 
 class Package(msgspec.Struct, rename="camel", kw_only=True):
     id: UUID
@@ -19,15 +21,7 @@ class Package(msgspec.Struct, rename="camel", kw_only=True):
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Package:
-        return cls(
-            id=row["id"],
-            name=row["name"],
-            description=row["description"],
-            credits=row["credits"],
-            price_euro_cents=row["price_euro_cents"],
-            active=row["active"],
-            sort_order=row["sort_order"],
-        )
+        return from_record(cls, row)
 
 
 class Purchase(msgspec.Struct, rename="camel", kw_only=True):
@@ -43,17 +37,7 @@ class Purchase(msgspec.Struct, rename="camel", kw_only=True):
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Purchase:
-        return cls(
-            id=row["id"],
-            user_id=row["user_id"],
-            package_id=row["package_id"],
-            credits=row["credits"],
-            price_euro_cents=row["price_euro_cents"],
-            status=row["status"],
-            stripe_payment_intent_id=row["stripe_payment_intent_id"],
-            created_at=row["created_at"],
-            completed_at=row["completed_at"],
-        )
+        return from_record(cls, row)
 
 
 Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2000, pattern=r"^https?://")]
