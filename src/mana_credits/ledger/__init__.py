@@ -15,10 +15,12 @@ from mana_credits.ledger.repository import (
 
 __all__ = [
     "Balance",
+    "DebitItem",
     "Transaction",
     "TxType",
     "credit",
     "debit",
+    "debit_many",
     "get_balance",
     "hold",
     "release_hold",

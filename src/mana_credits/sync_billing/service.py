@@ -13,7 +13,7 @@ import asyncpg
 
 from mana_credits import ledger
 from mana_credits.db.pool import Conn
-from mana_credits.ledger.batch import DebitItem, debit_many
+from mana_credits.ledger import DebitItem, debit_many
 from mana_credits.ledger.models import TxType
 from mana_credits.notifications import repository as outbox
 from mana_credits.notifications.service import sync_paused
