@@ -2,6 +2,7 @@
 in the same statement or transaction, so `balance + reserved = Σ amount` always holds (`audit` checks it).
 """
 
+from mana_credits.ledger.batch import DebitItem, debit_many
 from mana_credits.ledger.models import Balance, Transaction, TxType
 from mana_credits.ledger.repository import (
     credit,
