@@ -112,3 +112,27 @@ async def test_concurrent_delivery_loops_send_each_message_once(
     await asyncio.gather(*(notifier.deliver_due(batch=4) for _ in range(3)))
     assert [len(notify_stub.sent_with(external_id)) for external_id in ids] == [1] * 30
     assert notify_stub.sent_with(ids[0])[0].body["recipient"] == "u@example.com"
+
+
+async def test_a_message_failing_for_a_day_is_parked_not_retried_forever(
+    api: Api, clock: Clock, db: asyncpg.Connection, notifier: Notifier
+) -> None:
+    from mana_credits.notifications.service import MAX_ATTEMPTS
+
+    _, external_id = await _pause(api, clock, db)
+    # As if it had already failed all but one of its tries.
+    await db.execute(
+        "UPDATE credits.notification_outbox SET attempts = $2 WHERE external_id = $1",
+        external_id,
+        MAX_ATTEMPTS - 1,
+    )
+    closed = Notifier(
+        pool=notifier.pool, http=notifier.http, clock=clock, notify_url="http://127.0.0.1:9", service_key="k"
+    )
+    await closed.deliver_due()
+    parked = await _row(db, external_id)
+    assert parked["attempts"] == MAX_ATTEMPTS and parked["delivered_at"] is None
+    assert parked["last_error"]
+    clock.advance(timedelta(days=30))
+    await closed.deliver_due()
+    assert (await _row(db, external_id))["attempts"] == MAX_ATTEMPTS

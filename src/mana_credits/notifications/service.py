@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -23,6 +23,10 @@ BATCH = 20
 TIMEOUT = httpx.Timeout(5.0)
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(hours=1)
+# After this many failed tries (about a day) a message is parked: kept, with its last error, but no
+# longer tried (e.g. a pause email for an account whose email we never learned).
+MAX_ATTEMPTS = 30
+PARKED = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -85,8 +89,14 @@ class Notifier:
                     await repository.mark_delivered(conn, row.id, now)
                     result.delivered += 1
                 else:
-                    log.warning("notification %s not delivered: %s", row.external_id, error)
-                    await repository.mark_failed(conn, row.id, now + backoff(row.attempts + 1), error)
+                    tries = row.attempts + 1
+                    retry_at = now + backoff(tries) if tries < MAX_ATTEMPTS else PARKED
+                    log.log(
+                        logging.WARNING if retry_at is not PARKED else logging.ERROR,
+                        "notification %s not delivered (try %s%s): %s",
+                        row.external_id, tries, ", parked" if retry_at is PARKED else "", error,
+                    )  # fmt: skip
+                    await repository.mark_failed(conn, row.id, retry_at, error)
                     result.failed += 1
             return len(rows)
 
