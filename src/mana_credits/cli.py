@@ -114,22 +114,19 @@ def serve(
 
 def _print_welcome(settings: Settings) -> None:
     base = f"http://localhost:{settings.PORT}"
-    console.print(f"\n[bold]mana-credits[/bold] on {base}  (API docs: {base}/docs)", soft_wrap=True)
+    grant = '{"userId":"alice","amount":500,"reason":"welcome","referenceId":"welcome-alice"}'
+    lines = [f"\nmana-credits on {base}  (API docs: {base}/docs)"]
     if settings.is_development:
-        console.print("Development mode. Get a token and try a call:", soft_wrap=True)
-        console.print(
-            "  TOKEN=$(.venv/bin/mana-credits token --user alice --email alice@example.com)", soft_wrap=True
-        )
-        console.print(
-            f'  curl -H "Authorization: Bearer $TOKEN" {base}/api/v1/credits/balance', soft_wrap=True
-        )
-        console.print(
-            f'  curl -X POST -H "X-Service-Key: {settings.MANA_SERVICE_KEY}" -H "X-App-Id: dev" '
-            '-H "Content-Type: application/json" '
-            '-d \'{"userId":"alice","amount":500,"reason":"welcome","referenceId":"welcome-alice"}\' '
-            f"{base}/api/v1/internal/credits/grant"
-        )
-    console.print("Ctrl-C stops the server and the embedded database.\n", soft_wrap=True)
+        lines += [
+            "Development mode. Give alice some credits, get her a token and try a call:",
+            f"  curl -s -X POST -H 'X-Service-Key: {settings.MANA_SERVICE_KEY}' "
+            f"-H 'Content-Type: application/json' -d '{grant}' {base}/api/v1/internal/credits/grant",
+            "  TOKEN=$(.venv/bin/mana-credits token --user alice --email alice@example.com)",
+            f'  curl -s -H "Authorization: Bearer $TOKEN" {base}/api/v1/credits/balance',
+        ]
+    lines.append("Ctrl-C stops the server and the embedded database.\n")
+    # Plain print: the commands must stay copyable, never wrapped to the terminal width.
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 @app.command()

