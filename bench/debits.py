@@ -1,8 +1,8 @@
-"""Debit throughput through the real HTTP API (granian, 2 workers, embedded PostgreSQL).
+"""Debit and balance-read throughput through the real HTTP API (granian, 2 workers, embedded PostgreSQL).
 
-Scenarios: debits spread over many users, and one hot account. Every request is a real
-`POST /api/v1/internal/credits/use`; afterwards the ledger audit must be clean and the number of usage
-rows must equal the number of 200 answers.
+Scenarios: debits (`POST /api/v1/internal/credits/use`) spread over many users and on one hot account;
+then `GET /api/v1/credits/balance` with real EdDSA JWTs (one per user, verified once, then cached).
+Afterwards the ledger audit must be clean and the usage rows must equal the 200 answers.
 
     .venv/bin/python -m bench.debits [--seconds 10] [--concurrency 64] [--users 10000]
 """
@@ -13,11 +13,17 @@ import argparse
 import asyncio
 import itertools
 import statistics
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from bench.harness import SERVICE_KEY, embedded_database, served
+from mana_credits.auth import devkey
+from mana_credits.config import Settings
 from mana_credits.db.pool import connect
 from mana_credits.ledger.audit import audit
 
@@ -41,24 +47,25 @@ async def seed(url: str, users: int, credits: int) -> None:
         await conn.close()
 
 
+Request = tuple[str, str, dict[str, str], dict[str, Any] | None]
+
+
 async def load(
-    base: str, user_ids: list[str], seconds: float, concurrency: int
+    base: str, requests: Iterator[Request], seconds: float, concurrency: int
 ) -> tuple[int, int, list[float]]:
     """A closed loop of `concurrency` clients (aiohttp: httpx's pool itself tops out near 250 req/s here)."""
     ok = refused = 0
     latencies: list[float] = []
-    picks = itertools.cycle(user_ids)
     stop = time.monotonic() + seconds
-    headers = {"X-Service-Key": SERVICE_KEY, "X-App-Id": "bench"}
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(base_url=base, headers=headers, connector=connector) as session:
+    async with aiohttp.ClientSession(base_url=base, connector=connector) as session:
 
         async def worker() -> None:
             nonlocal ok, refused
             while time.monotonic() < stop:
-                body = {"userId": next(picks), "amount": 1, "appId": "bench", "description": "bench debit"}
+                method, path, headers, body = next(requests)
                 started = time.perf_counter()
-                async with session.post("/api/v1/internal/credits/use", json=body) as response:
+                async with session.request(method, path, json=body, headers=headers) as response:
                     await response.read()
                     latencies.append(time.perf_counter() - started)
                     if response.status == 200:
@@ -72,9 +79,22 @@ async def load(
     return ok, refused, latencies
 
 
-async def scenario(name: str, url: str, base: str, user_ids: list[str], args: argparse.Namespace) -> None:
+def debits(user_ids: list[str]) -> Iterator[Request]:
+    headers = {"X-Service-Key": SERVICE_KEY, "X-App-Id": "bench"}
+    for user_id in itertools.cycle(user_ids):
+        yield "POST", "/api/v1/internal/credits/use", headers, {
+            "userId": user_id, "amount": 1, "appId": "bench", "description": "bench debit",
+        }  # fmt: skip
+
+
+def balance_reads(tokens: list[str]) -> Iterator[Request]:
+    for token in itertools.cycle(tokens):
+        yield "GET", "/api/v1/credits/balance", {"Authorization": f"Bearer {token}"}, None
+
+
+async def scenario(name: str, base: str, requests: Iterator[Request], args: argparse.Namespace) -> None:
     started = time.monotonic()
-    ok, refused, latencies = await load(base, user_ids, args.seconds, args.concurrency)
+    ok, refused, latencies = await load(base, requests, args.seconds, args.concurrency)
     elapsed = time.monotonic() - started
     latencies.sort()
     p50 = statistics.median(latencies) * 1000
@@ -86,13 +106,17 @@ async def scenario(name: str, url: str, base: str, user_ids: list[str], args: ar
 
 
 async def main(args: argparse.Namespace) -> None:
+    data_dir = tempfile.mkdtemp(prefix="mana-credits-bench-keys-")
+    key = devkey.load_or_create(Path(data_dir) / "dev-jwt-key.pem")
+    users = [f"bench-{i}" for i in range(1, args.users + 1)]
+    issuer = Settings().jwt_issuers[0]
+    tokens = [devkey.mint(key, user_id=user, issuer=issuer, audience="mana") for user in users[:1000]]
     async with embedded_database() as url:
         await seed(url, args.users, 1_000_000)
-        async with served(url) as base:
-            await scenario(
-                "spread over users", url, base, [f"bench-{i}" for i in range(1, args.users + 1)], args
-            )
-            await scenario("hot account", url, base, ["bench-1"], args)
+        async with served(url, data_dir=data_dir) as base:
+            await scenario("debits, spread", base, debits(users), args)
+            await scenario("debits, hot account", base, debits(["bench-1"]), args)
+            await scenario("balance reads (JWT)", base, balance_reads(tokens), args)
         conn = await connect(url)
         try:
             offenders = await audit(conn)

@@ -43,17 +43,20 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def served(url: str, *, workers: int = 2) -> AsyncIterator[str]:
-    """`mana-credits serve` as a real process (granian), bound to loopback."""
+async def served(url: str, *, workers: int = 2, data_dir: str | None = None) -> AsyncIterator[str]:
+    """`mana-credits serve` as a real process (granian), bound to loopback.
+
+    With `data_dir`, development mode: it trusts tokens from `mana_credits.auth.devkey` kept there.
+    """
     port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "PORT": str(port),
         "MANA_SERVICE_KEY": SERVICE_KEY,
-        "MANA_CREDITS_ENV": "production",
+        "MANA_CREDITS_ENV": "development" if data_dir else "production",
         "MANA_CREDITS_SCHEDULER": "false",
-        "MANA_CREDITS_DATA_DIR": tempfile.mkdtemp(prefix="mana-credits-bench-data-"),
+        "MANA_CREDITS_DATA_DIR": data_dir or tempfile.mkdtemp(prefix="mana-credits-bench-data-"),
     }
     cli = str(Path(sys.executable).parent / "mana-credits")
     process = await asyncio.create_subprocess_exec(
