@@ -191,6 +191,7 @@ async def test_transactions_reject_bad_query(
     response = await client.get("/api/v1/credits/transactions", params=params, headers=user.headers)
     assert response.status_code == 400
     assert response.json()["code"] == "validation_error"
+    assert [f["field"] for f in response.json()["details"]["fields"]] == list(params)
 
 
 async def test_other_users_history_is_invisible(api: Api, client: httpx.AsyncClient) -> None:

@@ -81,14 +81,14 @@ async def my_transactions(
     limit: int = Parameter(default=50, ge=1, le=200),
     offset: int = Parameter(default=0, ge=0, le=1_000_000),
     cursor: str | None = Parameter(default=None, max_length=200),
-    type_: TxType | None = Parameter(query="type", default=None),
+    type: TxType | None = Parameter(default=None),  # named as the query parameter, for error details
     app_id: str | None = Parameter(query="appId", default=None, max_length=100),
 ) -> Response[list[Transaction]]:
     after = decode_cursor(cursor) if cursor else None
     async with ctx.pool.acquire() as conn:
         rows = await repository.list_transactions(
             conn, user.id, limit=limit, offset=0 if after else offset, after=after,
-            type_=type_.value if type_ else None, app_id=app_id,
+            type_=type.value if type else None, app_id=app_id,
         )  # fmt: skip
     headers = {"X-Next-Cursor": encode_cursor(rows[-1].created_at, rows[-1].id)} if len(rows) == limit else {}
     return Response(rows, headers=headers)
