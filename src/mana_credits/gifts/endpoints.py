@@ -25,7 +25,7 @@ from mana_credits.gifts.schemas import (
     SweepResult,
 )
 from mana_credits.kit import idempotency
-from mana_credits.kit.validation import decode_body, parse_uuid
+from mana_credits.kit.validation import parse_uuid
 
 
 def _ip(request: Request[Any, Any, Any]) -> str | None:
@@ -90,9 +90,13 @@ async def my_received(ctx: AppContext, user: AuthUser) -> list[Redemption]:
 
 @post("/{code:str}/redeem", status_code=200)
 async def redeem_gift(
-    ctx: AppContext, user: AuthUser, code: str, request: Request[Any, Any, Any]
+    ctx: AppContext,
+    user: AuthUser,
+    code: str,
+    request: Request[Any, Any, Any],
+    data: RedeemGift | None = None,
 ) -> Response[RedeemResult]:
-    body = decode_body(await request.body(), RedeemGift, optional=True)
+    body = data or RedeemGift()
     key = idempotency.key_from(request, body.idempotency_key)
     ip = _ip(request)
     now = ctx.clock.now()

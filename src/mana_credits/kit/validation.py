@@ -22,20 +22,6 @@ def parse_uuid(value: str, field: str = "id") -> UUID:
         ) from exc
 
 
-def decode_body(raw: bytes, type_: type[T], *, optional: bool = False) -> T:
-    """Decode a JSON body strictly; an empty body is `{}` when the body is optional."""
-    if not raw.strip():
-        if not optional:
-            raise ValidationFailed("Request body is required")
-        raw = b"{}"
-    try:
-        return msgspec.json.decode(raw, type=type_)
-    except msgspec.ValidationError as exc:
-        raise ValidationFailed(str(exc), details={"fields": [_field_of(exc)]}) from exc
-    except msgspec.DecodeError as exc:
-        raise ValidationFailed("Malformed JSON body") from exc
-
-
 def _field_of(exc: msgspec.ValidationError) -> dict[str, Any]:
     """msgspec says `... - at `$.a.b`` for a bad value and `missing required field `x`` for an absent one."""
     message = str(exc)

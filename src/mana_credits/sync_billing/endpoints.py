@@ -13,7 +13,6 @@ from mana_credits.auth.dependencies import ADMIN, CALLER, USER
 from mana_credits.auth.models import AuthUser, ServiceCaller
 from mana_credits.context import AppContext
 from mana_credits.kit import idempotency
-from mana_credits.kit.validation import decode_body
 from mana_credits.sync_billing import service
 from mana_credits.sync_billing.schemas import Activate, AdminSyncStatus, ChangeInterval, SyncStatus
 
@@ -43,8 +42,10 @@ async def my_status(ctx: AppContext, user: AuthUser) -> SyncStatus:
 
 
 @post("/activate", status_code=200)
-async def activate(ctx: AppContext, user: AuthUser, request: Request[Any, Any, Any]) -> Response[Any]:
-    data = decode_body(await request.body(), Activate, optional=True)
+async def activate(
+    ctx: AppContext, user: AuthUser, request: Request[Any, Any, Any], data: Activate | None = None
+) -> Response[Any]:
+    data = data or Activate()
 
     async def act(conn: Any) -> Any:
         return await service.activate(
