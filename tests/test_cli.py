@@ -9,11 +9,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
+import httpx
 import jwt
 
 from mana_credits import ledger
+from mana_credits.app import create_app
 from mana_credits.db.pool import connect
 from mana_credits.ledger.models import TxType
+from tests.conftest import LiveServer, make_settings
+from tests.support import JwksServer, service_headers
 
 CLI = str(Path(sys.executable).parent / "mana-credits")
 LEGACY_SCHEMA = Path(__file__).parent / "fixtures" / "legacy_schema.sql"
@@ -46,7 +50,7 @@ async def test_audit_passes_then_names_the_offender(fresh_database: Callable[[],
     assert "user-3" in out and "user-2" not in out
 
 
-async def test_migrate_adopts_a_database_of_the_old_service(pg_admin_url: str) -> None:
+async def test_migrate_adopts_a_database_of_the_old_service(pg_admin_url: str, jwks: JwksServer) -> None:
     from mana_credits.db.embedded import database_url
 
     admin = await asyncpg.connect(pg_admin_url)
@@ -57,14 +61,19 @@ async def test_migrate_adopts_a_database_of_the_old_service(pg_admin_url: str) -
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(LEGACY_SCHEMA.read_text())
+        # An old account: bought 100, spent 30, got a welcome grant of 100, and holds 20 for an AI call.
         await conn.execute(
             """
             INSERT INTO credits.balances (user_id, balance, total_earned, total_spent)
-            VALUES ('old-user', 70, 100, 30);
+            VALUES ('old-user', 150, 200, 30);
             INSERT INTO credits.transactions (user_id, type, status, amount, balance_before, balance_after,
-              app_id, description, idempotency_key, completed_at)
-            VALUES ('old-user', 'purchase', 'completed', 100, 0, 100, 'web', 'package', 'k-1', now()),
-                   ('old-user', 'usage', 'completed', -30, 100, 70, 'chat', 'chat', 'k-2', now());
+              app_id, description, idempotency_key, metadata, completed_at)
+            VALUES ('old-user', 'purchase', 'completed', 100, 0, 100, 'web', 'package', 'k-1', NULL, now()),
+                   ('old-user', 'usage', 'completed', -30, 100, 70, 'chat', 'chat', 'k-2', NULL, now()),
+                   ('old-user', 'grant', 'completed', 100, 70, 170, 'mana-auth', 'welcome', NULL,
+                    '{"referenceId": "welcome-old-user"}', now());
+            INSERT INTO credits.reservations (user_id, amount, reason, status)
+            VALUES ('old-user', 20, 'research', 'reserved');
             """
         )
         code, out = await run_cli("migrate", env={"DATABASE_URL": url})
@@ -76,7 +85,36 @@ async def test_migrate_adopts_a_database_of_the_old_service(pg_admin_url: str) -
         code, out = await run_cli("seed", env={"DATABASE_URL": url})
         assert code == 0 and "0 package(s) added" in out
         row = await conn.fetchrow("SELECT balance, reserved FROM credits.balances WHERE user_id = 'old-user'")
-        assert (row["balance"], row["reserved"]) == (70, 0)
+        assert (row["balance"], row["reserved"]) == (150, 20)
+        code, out = await run_cli("audit", env={"DATABASE_URL": url})
+        assert code == 0, out
+
+        server = LiveServer(create_app(make_settings(url, jwks)))
+        base = await server.start()
+        try:
+            async with httpx.AsyncClient(base_url=base) as client:
+                grant = await client.post(
+                    "/api/v1/internal/credits/grant",
+                    json={
+                        "userId": "old-user",
+                        "amount": 100,
+                        "reason": "welcome",
+                        "referenceId": "welcome-old-user",
+                    },
+                    headers=service_headers(),
+                )
+                assert grant.status_code == 200 and grant.json()["alreadyGranted"] is True
+                hold_id = await conn.fetchval(
+                    "SELECT id FROM credits.reservations WHERE user_id = 'old-user'"
+                )
+                released = await client.post(
+                    "/api/v1/internal/credits/refund-reservation",
+                    json={"reservationId": str(hold_id)},
+                    headers=service_headers(),
+                )
+                assert released.status_code == 200 and released.json()["balance"] == 170
+        finally:
+            await server.stop()
         code, out = await run_cli("audit", env={"DATABASE_URL": url})
         assert code == 0, out
     finally:

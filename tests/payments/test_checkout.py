@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -168,3 +169,42 @@ async def test_a_slow_stripe_does_not_take_every_database_connection(
     results = await asyncio.gather(*purchases)
     assert [r.status_code for r in results] == [200] * len(buyers)
     assert all(r.json()["checkoutUrl"] for r in results)
+
+
+async def test_refund_announced_before_the_checkout_payment_is_taken_back_when_it_credits(
+    checkout: Instance, make_package: MakePackage, db: asyncpg.Connection
+) -> None:
+    from mana_credits.ledger.audit import audit
+
+    user = checkout.api.actor()
+    _, purchase = await _start(checkout, user, await make_package(credits=500, price=500))
+    session = _session(await _session_id(db, purchase["id"]), purchase)
+    # The purchase does not know its PaymentIntent yet: Stripe tells it with the completed session.
+    charge = {
+        "id": f"ch_{uuid.uuid4().hex[:14]}", "object": "charge", "amount": 500, "amount_refunded": 200,
+        "currency": "eur", "refunded": False, "payment_intent": session["payment_intent"],
+    }  # fmt: skip
+    assert (await checkout.post_event(event("charge.refunded", charge))).status_code == 200
+    assert (await checkout.api.balance(user))["balance"] == 0
+
+    assert (await checkout.post_event(event("checkout.session.completed", session))).status_code == 200
+
+    rows = await db.fetch("SELECT type, amount FROM credits.transactions WHERE user_id = $1", user.id)
+    assert sorted((r["type"], r["amount"]) for r in rows) == [("purchase", 500), ("reversal", -200)]
+    assert (await checkout.api.balance(user))["balance"] == 300
+    assert await audit(db) == []
+    left = await db.fetchval(
+        "SELECT count(*) FROM credits.stripe_unmatched_returns WHERE payment_intent_id = $1",
+        session["payment_intent"],
+    )
+    assert left == 0
+
+
+async def test_non_ascii_signature_header_is_400(checkout: Instance) -> None:
+    for header in ("t=123,v1=\u00e9", "t=\u00b2\u00b3,v1=abc"):
+        response = await checkout.client.post(
+            "/api/v1/webhooks/stripe",
+            content=b"{}",
+            headers={"Stripe-Signature": header.encode("latin-1"), "Content-Type": "application/json"},  # type: ignore[dict-item]
+        )
+        assert response.status_code == 400 and response.json()["code"] == "invalid_signature"

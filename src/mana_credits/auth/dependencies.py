@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Any
 
 from litestar import Request
@@ -10,7 +11,10 @@ from litestar.di import Provide
 
 from mana_credits.auth.models import AuthUser, ServiceCaller
 from mana_credits.context import AppContext
-from mana_credits.kit.errors import Forbidden, Unauthorized
+from mana_credits.kit.errors import Forbidden, Unauthorized, ValidationFailed
+
+# The calling app as named by X-App-Id (shared key): it scopes idempotency keys and lands in the ledger.
+APP_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 
 def provide_ctx(request: Request[Any, Any, Any]) -> AppContext:
@@ -54,7 +58,13 @@ def identify_service(presented: str, app_header: str | None, ctx: AppContext) ->
     if matched_app is not None:
         return ServiceCaller(app_id=matched_app, per_app_key=True)
     if shared:
-        return ServiceCaller(app_id=(app_header or "").strip() or "unknown", per_app_key=False)
+        app_id = (app_header or "").strip() or "unknown"
+        if not APP_ID.fullmatch(app_id):
+            raise ValidationFailed(
+                "X-App-Id must be 1-100 letters, digits, '.', '_', ':' or '-'",
+                details={"fields": [{"field": "X-App-Id", "source": "header"}]},
+            )
+        return ServiceCaller(app_id=app_id, per_app_key=False)
     raise Unauthorized("Invalid service key")
 
 

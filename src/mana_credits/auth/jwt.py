@@ -69,9 +69,12 @@ class JwtVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthorized("Invalid token") from exc
         alg = header.get("alg")
-        if alg not in ALLOWED_ALGORITHMS:
+        if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
             raise Unauthorized("Invalid token algorithm")
-        key = await self._key_for(header.get("kid"), alg)
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise Unauthorized("Invalid token key id")
+        key = await self._key_for(kid, alg)
         if key is None:
             raise Unauthorized("Unknown signing key")
         try:

@@ -10,6 +10,7 @@ outcome never depends on when the sweep happens; it can still be released.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,8 @@ from mana_credits.db.pool import Conn
 from mana_credits.kit.errors import Conflict, CreditsError, NotFound
 
 SWEEP_BATCH = 500
+
+log = logging.getLogger("mana_credits.holds")
 
 
 class ReservationResolved(Conflict):
@@ -148,17 +151,37 @@ async def sweep_expired(pool: asyncpg.Pool, now: datetime, batch: int = SWEEP_BA
     """Release every hold expired at `now`; returns how many. Safe to run in several processes at once."""
     released = 0
     while True:
+        this_round = 0
         async with pool.acquire() as conn, conn.transaction():
             rows = await _claim_expired(conn, now, batch)
-            per_user: defaultdict[str, int] = defaultdict(int)
+            per_user: defaultdict[str, list[Any]] = defaultdict(list)
             for row in rows:
-                per_user[row["user_id"]] += row["amount"]
+                per_user[row["user_id"]].append(row)
             # Sorted so two sweepers lock balance rows in the same order.
             for user_id in sorted(per_user):
-                await ledger.release_hold(conn, user_id, per_user[user_id])
-        released += len(rows)
-        if len(rows) < batch:
+                if await _release_claimed(conn, user_id, per_user[user_id]):
+                    this_round += len(per_user[user_id])
+        released += this_round
+        # A round that released nothing would only claim the same put-back holds again.
+        if len(rows) < batch or this_round == 0:
             return released
+
+
+async def _release_claimed(conn: Conn, user_id: str, claimed: list[Any]) -> bool:
+    """Release one user's claimed holds in a savepoint: a user whose release fails (a damaged balance
+    row) is logged and left reserved for the next sweep, and does not hold back everybody else's."""
+    try:
+        async with conn.transaction():
+            await ledger.release_hold(conn, user_id, sum(row["amount"] for row in claimed))
+        return True
+    except asyncpg.PostgresError:
+        log.exception("could not release expired holds of %s; leaving them reserved", user_id)
+        await conn.execute(
+            "UPDATE credits.reservations SET status = 'reserved', resolved_at = NULL, "
+            "committed_amount = NULL WHERE id = ANY($1::uuid[])",
+            [row["id"] for row in claimed],
+        )
+        return False
 
 
 async def _claim_expired(conn: Conn, now: datetime, batch: int) -> list[Any]:
@@ -174,7 +197,7 @@ async def _claim_expired(conn: Conn, now: datetime, batch: int) -> list[Any]:
         UPDATE credits.reservations r
         SET status = 'refunded', resolved_at = $1, committed_amount = 0
         FROM due WHERE r.id = due.id
-        RETURNING r.user_id, r.amount
+        RETURNING r.id, r.user_id, r.amount
         """,
         now,
         batch,

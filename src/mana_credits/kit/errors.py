@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
@@ -141,6 +142,17 @@ def _validation_details(extra: Any) -> dict[str, Any] | None:
     return None
 
 
+def handle_unstorable_value(request: Request[Any, Any, Any], exc: asyncpg.DataError) -> Response[Any]:
+    """PostgreSQL refused a value we passed it (a NUL character, a number beyond the column's range):
+    the input was bad, not the service. Say so without echoing SQL."""
+    log.warning("value refused by the database on %s %s: %s", request.method, request.url.path, exc)
+    return _json(
+        400,
+        envelope(400, "A value in the request cannot be stored (out of range or invalid characters)",
+                 "validation_error"),
+    )  # fmt: skip
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     # Never leak a stack trace or SQL to the caller; the log has it.
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -150,5 +162,6 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     CreditsError: handle_credits_error,
     HTTPException: handle_http_exception,
+    asyncpg.DataError: handle_unstorable_value,
     Exception: handle_unexpected,
 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from mana_credits.kit.errors import ValidationFailed
@@ -18,6 +18,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         stamp, _, row_id = base64.urlsafe_b64decode(padded).decode().partition("|")
-        return datetime.fromisoformat(stamp), UUID(row_id)
-    except (ValueError, UnicodeDecodeError) as exc:
+        created_at = datetime.fromisoformat(stamp)
+        if created_at.tzinfo is None:
+            raise ValueError("cursor time without zone")
+        return created_at.astimezone(UTC), UUID(row_id)
+    except (ValueError, UnicodeDecodeError, OverflowError) as exc:
         raise ValidationFailed("Invalid cursor", details={"fields": [{"field": "cursor"}]}) from exc

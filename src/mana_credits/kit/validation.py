@@ -60,5 +60,5 @@ async def strict_json_body(request: Request[Any, Any, Any]) -> None:
         decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise ValidationFailed(str(exc), details={"fields": [_field_of(exc)]}) from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise ValidationFailed("Malformed JSON body", details={"fields": [{"field": "body"}]}) from exc

@@ -237,6 +237,37 @@ async def record_returned_money(
     return row
 
 
+async def lock_payment_intent(conn: Conn, payment_intent_id: str) -> None:
+    """Serialize everything that matches money to one PaymentIntent (a payment and its refunds)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", payment_intent_id)
+
+
+async def remember_unmatched_return(conn: Conn, payment_intent_id: str, refunded: int, disputed: int) -> None:
+    await conn.execute(
+        """
+        INSERT INTO credits.stripe_unmatched_returns (payment_intent_id, amount_refunded, amount_disputed)
+        VALUES ($1, $2, $3)
+        ON CONFLICT (payment_intent_id) DO UPDATE
+        SET amount_refunded = GREATEST(stripe_unmatched_returns.amount_refunded, EXCLUDED.amount_refunded),
+            amount_disputed = GREATEST(stripe_unmatched_returns.amount_disputed, EXCLUDED.amount_disputed),
+            updated_at = now()
+        """,
+        payment_intent_id,
+        refunded,
+        disputed,
+    )
+
+
+async def take_unmatched_return(conn: Conn, payment_intent_id: str) -> tuple[int, int]:
+    """(refunded, disputed) announced before the PaymentIntent was matched to a purchase; forgotten here."""
+    row = await conn.fetchrow(
+        "DELETE FROM credits.stripe_unmatched_returns WHERE payment_intent_id = $1 "
+        "RETURNING amount_refunded, amount_disputed",
+        payment_intent_id,
+    )
+    return (row["amount_refunded"], row["amount_disputed"]) if row else (0, 0)
+
+
 async def set_credits_reversed(conn: Conn, purchase_id: UUID, credits_reversed: int) -> None:
     await conn.execute(
         "UPDATE credits.purchases SET credits_reversed = $2 WHERE id = $1", purchase_id, credits_reversed

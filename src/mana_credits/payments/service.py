@@ -103,6 +103,8 @@ async def credit(
             purchase["id"], paid, currency, purchase["price_euro_cents"], CURRENCY, event_id,
         )  # fmt: skip
         return False
+    if payment_intent_id:
+        await repository.lock_payment_intent(conn, payment_intent_id)
     claimed = await repository.claim_for_credit(conn, purchase["id"], paid, payment_intent_id)
     if claimed is None:
         log.info("purchase %s already completed (event %s)", purchase["id"], event_id)
@@ -114,8 +116,11 @@ async def credit(
         metadata={"purchaseId": str(claimed["id"]), "paymentIntentId": claimed["stripe_payment_intent_id"],
                   "stripeEventId": event_id},
     )  # fmt: skip
-    # A refund that arrived before the payment event was recorded; take it back now.
-    await take_back_returned(conn, claimed["id"], refunded=0, disputed=0, event_id=event_id)
+    # Money returned before the payment was recorded (on the purchase, or still unmatched for a Checkout
+    # purchase's PaymentIntent): take its credits back now.
+    intent = claimed["stripe_payment_intent_id"]
+    refunded, disputed = await repository.take_unmatched_return(conn, intent) if intent else (0, 0)
+    await take_back_returned(conn, claimed["id"], refunded=refunded, disputed=disputed, event_id=event_id)
     return True
 
 

@@ -40,11 +40,14 @@ def verify_signature(payload: bytes, header: str | None, secret: str, now: int) 
             timestamp = value
         elif name == "v1":
             signatures.append(value)
-    if timestamp is None or not timestamp.isdigit() or not signatures:
+    if timestamp is None or not (timestamp.isascii() and timestamp.isdigit()) or not signatures:
         raise InvalidSignature()
-    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + payload, hashlib.sha256).hexdigest()
-    # Check every v1 signature (Stripe sends several while a secret is being rolled).
-    if not any([hmac.compare_digest(expected, given) for given in signatures]):
+    expected = (
+        hmac.new(secret.encode(), timestamp.encode() + b"." + payload, hashlib.sha256).hexdigest().encode()
+    )
+    # Check every v1 signature (Stripe sends several while a secret is being rolled); as bytes, since
+    # a header may carry any character.
+    if not any([hmac.compare_digest(expected, given.encode("utf-8", "replace")) for given in signatures]):
         raise InvalidSignature()
     if abs(now - int(timestamp)) > TOLERANCE_SECONDS:
         raise InvalidSignature("Stripe-Signature timestamp outside the tolerance")
@@ -171,9 +174,15 @@ async def _checkout_session(conn: Conn, event: Event, succeeded: bool) -> None:
 async def _returned(
     conn: Conn, event: Event, payment_intent: str | None, refunded: int, disputed: int
 ) -> None:
-    purchase = await _purchase(conn, event, {}, payment_intent=payment_intent) if payment_intent else None
+    if not payment_intent:
+        log.warning("%s %s: no payment intent to match", event.type, event.id)
+        return
+    await repository.lock_payment_intent(conn, payment_intent)
+    purchase = await _purchase(conn, event, {}, payment_intent=payment_intent)
     if purchase is None:
-        log.warning("%s %s: no purchase for payment intent %s", event.type, event.id, payment_intent)
+        # Perhaps a Checkout purchase not paid yet: kept until its payment is matched (service.credit).
+        log.warning("%s %s: no purchase for payment intent %s yet", event.type, event.id, payment_intent)
+        await repository.remember_unmatched_return(conn, payment_intent, refunded, disputed)
         return
     await service.take_back_returned(
         conn, purchase["id"], refunded=refunded, disputed=disputed, event_id=event.id

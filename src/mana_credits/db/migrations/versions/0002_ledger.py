@@ -37,6 +37,25 @@ STATEMENTS = [
       PRIMARY KEY (scope, key)
     )
     """,
+    # The old service granted once per (user, metadata.referenceId) by looking at the ledger; carry those
+    # references over so that a repeated grant of an adopted database is still `alreadyGranted`.
+    """
+    INSERT INTO credits.idempotency_keys (scope, key, request_hash, response_status, response_body)
+    SELECT DISTINCT ON (user_id, metadata->>'referenceId')
+           'grant:' || user_id, metadata->>'referenceId', 'grant', 200,
+           jsonb_build_object('ok', true, 'alreadyGranted', true, 'transactionId', id::text)
+    FROM credits.transactions
+    WHERE type = 'grant' AND metadata->>'referenceId' IS NOT NULL
+    ORDER BY user_id, metadata->>'referenceId', created_at
+    ON CONFLICT DO NOTHING
+    """,
+    # Package names become unique (seeding and the operator CLI key on them). An adopted database with two
+    # packages of one name keeps both: the later ones get their id appended.
+    """
+    UPDATE credits.packages p SET name = p.name || ' (' || left(p.id::text, 8) || ')'
+    WHERE EXISTS (SELECT 1 FROM credits.packages q
+                  WHERE q.name = p.name AND (q.created_at, q.id) < (p.created_at, p.id))
+    """,
     "CREATE UNIQUE INDEX IF NOT EXISTS packages_name_key ON credits.packages (name)",
 ]
 

@@ -16,6 +16,16 @@ branch_labels = None
 depends_on = None
 
 STATEMENTS = [
+    # Money returned (refund, dispute) for a PaymentIntent we cannot match yet: a Checkout purchase learns
+    # its PaymentIntent only when it is paid, and Stripe may announce a refund first.
+    """
+    CREATE TABLE IF NOT EXISTS credits.stripe_unmatched_returns (
+      payment_intent_id text PRIMARY KEY,
+      amount_refunded   integer NOT NULL DEFAULT 0,
+      amount_disputed   integer NOT NULL DEFAULT 0,
+      updated_at        timestamptz NOT NULL DEFAULT now()
+    )
+    """,
     """
     CREATE TABLE IF NOT EXISTS credits.stripe_events (
       id           text PRIMARY KEY,
@@ -45,6 +55,7 @@ def downgrade() -> None:
 
 
 DOWN = [
+    "DROP TABLE IF EXISTS credits.stripe_unmatched_returns",
     "ALTER TABLE credits.purchases DROP CONSTRAINT IF EXISTS purchases_credits_reversed_range",
     "ALTER TABLE credits.purchases DROP COLUMN IF EXISTS amount_disputed",
     "ALTER TABLE credits.purchases DROP COLUMN IF EXISTS amount_refunded",

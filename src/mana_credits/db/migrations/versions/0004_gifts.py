@@ -13,8 +13,17 @@ branch_labels = None
 depends_on = None
 
 STATEMENTS = [
-    "CREATE UNIQUE INDEX IF NOT EXISTS gift_redemptions_one_success "
-    "ON gifts.gift_redemptions (gift_code_id) WHERE status = 'success'",
+    # A backstop for the redeem claim: one successful redemption per code. The old service's retired
+    # split / first-come gifts could have several; such a database keeps its history and goes without.
+    """
+    DO $$ BEGIN
+      IF NOT EXISTS (SELECT 1 FROM gifts.gift_redemptions WHERE status = 'success'
+                     GROUP BY gift_code_id HAVING count(*) > 1) THEN
+        CREATE UNIQUE INDEX IF NOT EXISTS gift_redemptions_one_success
+          ON gifts.gift_redemptions (gift_code_id) WHERE status = 'success';
+      END IF;
+    END $$
+    """,
     "CREATE INDEX IF NOT EXISTS gift_codes_active_expiry_idx ON gifts.gift_codes (expires_at) "
     "WHERE status = 'active'",
     "CREATE INDEX IF NOT EXISTS gift_codes_target_email_idx ON gifts.gift_codes (lower(target_email)) "

@@ -16,6 +16,15 @@ STATEMENTS = [
     # Holds adopted from the old service had no expiry: give them the default 15 minutes so the sweep
     # releases them instead of keeping those credits reserved forever.
     "UPDATE credits.reservations SET expires_at = created_at + interval '15 minutes' WHERE expires_at IS NULL",
+    # The old service kept no `reserved` total (0002 starts it at 0): count its open holds there, so that
+    # releasing them gives the credits back instead of driving `reserved` below zero. This assumes, as
+    # this service does, that an open hold is out of `balance` and not yet in the ledger.
+    """
+    UPDATE credits.balances b SET reserved = b.reserved + open.held
+    FROM (SELECT user_id, SUM(amount) AS held FROM credits.reservations
+          WHERE status = 'reserved' GROUP BY user_id) AS open
+    WHERE b.user_id = open.user_id
+    """,
     "ALTER TABLE credits.reservations ALTER COLUMN expires_at SET NOT NULL",
     "ALTER TABLE credits.reservations ADD COLUMN IF NOT EXISTS app_id text",
     "ALTER TABLE credits.reservations ADD COLUMN IF NOT EXISTS committed_amount integer",

@@ -1,0 +1,121 @@
+"""Hostile or absurd input anywhere gets a 4xx in the envelope, never a 500, and writes nothing."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+
+import httpx
+import pytest
+
+from tests.support import Api, service_headers
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+async def test_deeply_nested_json_is_400(api: Api, client: httpx.AsyncClient) -> None:
+    user = api.actor()
+    raw = '{"amount":1,"appId":"a","description":"d","metadata":{"x":' + _nested(100_000) + "}}"
+    response = await client.post(
+        "/api/v1/credits/use", content=raw, headers={**user.headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400 and response.json()["code"] == "validation_error"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"amount": 1, "appId": "chat", "description": "nul \u0000 inside"},
+        {"amount": 1, "appId": "chat", "description": "x", "metadata": {"a": "\u0000"}},
+        {"amount": 1, "appId": "chat", "description": "x", "metadata": {"\u0000": 1}},
+    ],
+)
+async def test_nul_characters_are_400_and_nothing_moves(
+    api: Api, client: httpx.AsyncClient, body: dict[str, object]
+) -> None:
+    user = api.actor()
+    await api.fund(user.id, 10)
+    response = await client.post("/api/v1/credits/use", json=body, headers=user.headers)
+    assert response.status_code == 400 and response.json()["code"] == "validation_error"
+    assert (await api.balance(user))["balance"] == 10
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/internal/credits/balance/a%00b", "/api/v1/internal/sync/status/a%00b"],
+)
+async def test_nul_in_path_is_400(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(path, headers=service_headers())
+    assert response.status_code == 400
+
+
+async def test_balance_beyond_the_column_range_is_400_not_500(api: Api, client: httpx.AsyncClient) -> None:
+    user = api.actor()
+    grant = {"userId": user.id, "amount": 1_000_000_000, "reason": "big"}
+    for i in range(2):
+        ok = await client.post(
+            "/api/v1/internal/credits/grant",
+            json={**grant, "referenceId": f"big-{i}"},
+            headers=service_headers(),
+        )
+        assert ok.status_code == 200
+    too_much = await client.post(
+        "/api/v1/internal/credits/grant", json={**grant, "referenceId": "big-2"}, headers=service_headers()
+    )
+    assert too_much.status_code == 400 and too_much.json()["code"] == "validation_error"
+    assert (await api.balance(user))["balance"] == 2_000_000_000
+    # The refused grant left no trace: its reference can be used once the account has room.
+    again = await client.post(
+        "/api/v1/internal/credits/grant",
+        json={**grant, "amount": 1, "referenceId": "big-2"},
+        headers=service_headers(),
+    )
+    assert again.status_code == 200 and again.json()["alreadyGranted"] is False
+
+
+@pytest.mark.parametrize("app_id", ["x" * 101, "has space", "new\\nline", ""])
+async def test_bad_app_id_header_is_400(api: Api, client: httpx.AsyncClient, app_id: str) -> None:
+    user = api.actor()
+    await api.fund(user.id, 5)
+    response = await client.post(
+        "/api/v1/internal/credits/use",
+        json={"userId": user.id, "amount": 1, "appId": "a", "description": "d", "idempotencyKey": "k"},
+        headers={"X-Service-Key": "test-service-key", "X-App-Id": app_id},
+    )
+    if app_id == "":
+        assert response.status_code == 200  # no header value: the caller is "unknown", as before
+    else:
+        assert response.status_code == 400 and response.json()["code"] == "validation_error"
+        assert (await api.balance(user))["balance"] == 5
+
+
+def _cursor(stamp: str) -> str:
+    return base64.urlsafe_b64encode(f"{stamp}|{uuid.uuid4()}".encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "stamp", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-01-01T00:00:00", "yesterday"]
+)
+async def test_out_of_range_cursor_is_400(api: Api, client: httpx.AsyncClient, stamp: str) -> None:
+    user = api.actor()
+    response = await client.get(
+        "/api/v1/credits/transactions", params={"cursor": _cursor(stamp)}, headers=user.headers
+    )
+    assert response.status_code == 400 and response.json()["code"] == "validation_error"
+
+
+def _b64(data: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [{"alg": ["EdDSA"], "typ": "JWT"}, {"alg": "EdDSA", "kid": ["a"]}, {"alg": None}, {"alg": {"x": 1}}],
+)
+async def test_malformed_jwt_headers_are_401(client: httpx.AsyncClient, header: dict[str, object]) -> None:
+    token = f"{_b64(header)}.{_b64({'sub': 'x'})}.c2ln"
+    response = await client.get("/api/v1/credits/balance", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
