@@ -49,6 +49,22 @@ async def test_cancel_after_redeem_is_refused(gifts: Gifts, api: Api) -> None:
     assert await gifts.balance(creator) == 120
 
 
+async def test_an_expired_gift_is_not_cancellable_even_before_the_sweep(
+    gifts: Gifts, ctx: AppContext, db: asyncpg.Connection
+) -> None:
+    creator = await gifts.creator(200)
+    gift = await gifts.create(creator, 80, expirationDays=1)
+    ctx.clock.advance(timedelta(days=2))
+    response = await gifts.client.delete(f"/api/v1/gifts/{gift['id']}", headers=creator.headers)
+    assert response.status_code == 409 and response.json()["details"] == {"status": "expired"}
+    assert await gifts.balance(creator) == 120
+    # The sweep gives the credits back, once, as an expiry.
+    await tasks.sweep(ctx.pool, ctx.clock.now())
+    assert await gifts.balance(creator) == 200
+    assert [(r["type"], r["amount"]) for r in await ledger_rows(db, creator.id)][-1] == ("expiry", 80)
+    await assert_audit_clean(ctx)
+
+
 async def test_concurrent_cancels_refund_once(gifts: Gifts, ctx: AppContext) -> None:
     creator = await gifts.creator(100)
     gift = await gifts.create(creator, 60)

@@ -19,6 +19,8 @@ class NotifyStub:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.up = True
+        # externalId → (status, raw body) to answer instead of accepting that message.
+        self.reject: dict[str, tuple[int, bytes]] = {}
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -30,11 +32,18 @@ class NotifyStub:
                 elif not stub.up:
                     self._answer(503, {"error": "down for maintenance"})
                 else:
-                    stub.received.append(Received(dict(self.headers.items()), json.loads(raw)))
-                    self._answer(202, {"queued": True})
+                    body = json.loads(raw)
+                    stub.received.append(Received(dict(self.headers.items()), body))
+                    if body.get("externalId") in stub.reject:
+                        status, text = stub.reject[body["externalId"]]
+                        self._send(status, text)
+                    else:
+                        self._answer(202, {"queued": True})
 
             def _answer(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
+                self._send(status, json.dumps(body).encode())
+
+            def _send(self, status: int, data: bytes) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

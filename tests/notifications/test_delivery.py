@@ -136,3 +136,28 @@ async def test_a_message_failing_for_a_day_is_parked_not_retried_forever(
     clock.advance(timedelta(days=30))
     await closed.deliver_due()
     assert (await _row(db, external_id))["attempts"] == MAX_ATTEMPTS
+
+
+async def test_one_bad_answer_does_not_undo_or_repeat_the_others(
+    clock: Clock, db: asyncpg.Connection, notifier: Notifier, notify_stub: NotifyStub
+) -> None:
+    now = clock.now()
+    good, bad = f"good-{now.timestamp()}", f"bad-{now.timestamp()}"
+    messages = [
+        (key, sync_paused(user_id="u", email="u@example.com", amount=30, resume_url="r", external_id=key))
+        for key in (good, bad)
+    ]
+    await outbox.enqueue_many(db, messages, now)
+    # An error text PostgreSQL cannot store as it is (NUL).
+    notify_stub.reject[bad] = (400, b'{"error": "bad recipient \\u0000 \x00"}')
+    try:
+        for _ in range(3):
+            await notifier.deliver_due()
+            clock.advance(timedelta(seconds=1))
+    finally:
+        notify_stub.reject.pop(bad)
+    assert len(notify_stub.sent_with(good)) == 1
+    assert (await _row(db, good))["delivered_at"] is not None
+    failed = await _row(db, bad)
+    assert failed["delivered_at"] is None and failed["attempts"] == 1
+    assert failed["last_error"].startswith("HTTP 400")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -307,3 +307,53 @@ async def test_admin_routes_refuse_non_admins(api: Api) -> None:
         assert response.json()["code"] == "forbidden"
         assert (await api.client.request(method, path)).status_code == 401
     assert (await status(api, target))["gifted"] is False
+
+
+async def test_revoked_gift_never_charges_the_gifted_days(
+    api: Api, clock: Clock, db: asyncpg.Connection
+) -> None:
+    admin = api.actor(role="admin")
+    user = api.actor()
+    await api.fund(user.id, 100)
+    clock.set(datetime(2024, 1, 1, 12, tzinfo=UTC))
+    assert (await activate(api, user)).status_code == 200  # paid until 2024-02-01
+    clock.set(datetime(2024, 1, 15, 12, tzinfo=UTC))
+    assert (
+        await api.client.post(f"/api/v1/admin/sync/{user.id}/gift", headers=admin.headers)
+    ).status_code == 200
+    clock.set(datetime(2024, 2, 25, 12, tzinfo=UTC))
+    revoked = await api.client.delete(f"/api/v1/admin/sync/{user.id}/gift", headers=admin.headers)
+    assert revoked.status_code == 200
+    await run_renewals(api)
+    rows = await db.fetch(
+        "SELECT amount, metadata FROM credits.transactions WHERE user_id = $1 AND app_id = 'sync' "
+        "ORDER BY created_at",
+        user.id,
+    )
+    assert [r["amount"] for r in rows] == [-30, -30]
+    # The second period starts when the gift ended, not at the old due date inside the gift.
+    assert near(rows[1]["metadata"]["periodStart"], "2024-02-25T12:00:00+00:00")
+    assert near((await status(api, user))["nextChargeAt"], "2024-03-25T12:00:00+00:00")
+
+
+async def test_revoking_a_gift_without_a_paid_subscription_turns_sync_off(
+    api: Api, clock: Clock, db: asyncpg.Connection
+) -> None:
+    admin = api.actor(role="admin")
+    user = api.actor()
+    # As the old service stored a gift: active, gifted, no charge date.
+    await db.execute(
+        "INSERT INTO credits.sync_subscriptions (user_id, active, is_gifted, gifted_by, gifted_at) "
+        "VALUES ($1, true, true, 'old-admin', now())",
+        user.id,
+    )
+    assert (await status(api, user))["active"] is True
+    revoked = await api.client.delete(f"/api/v1/admin/sync/{user.id}/gift", headers=admin.headers)
+    assert revoked.status_code == 200 and revoked.json()["active"] is False
+    clock.advance(timedelta(days=400))
+    await run_renewals(api)
+    assert (await status(api, user))["active"] is False
+    # ...and the user can start paying.
+    await api.fund(user.id, 30)
+    assert (await activate(api, user)).status_code == 200
+    assert await sync_charges(db, user.id) == [-30]

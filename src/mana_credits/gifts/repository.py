@@ -96,15 +96,17 @@ async def claim_pending(conn: Conn, email: str, now: datetime, user_id: str) -> 
     )
 
 
-async def claim_cancel(conn: Conn, gift_id: UUID, creator_id: str) -> asyncpg.Record | None:
+async def claim_cancel(conn: Conn, gift_id: UUID, creator_id: str, now: datetime) -> asyncpg.Record | None:
+    """An expired gift is not cancellable, even before the sweep marks it: the sweep refunds it."""
     return await conn.fetchrow(
         """
         UPDATE gifts.gift_codes SET status = 'cancelled', updated_at = now()
-        WHERE id = $1 AND creator_id = $2 AND status = 'active'
+        WHERE id = $1 AND creator_id = $2 AND status = 'active' AND (expires_at IS NULL OR expires_at > $3)
         RETURNING *
         """,
         gift_id,
         creator_id,
+        now,
     )
 
 

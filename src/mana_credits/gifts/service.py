@@ -185,7 +185,7 @@ _NOT_CANCELLABLE = {
 
 async def cancel(conn: Conn, *, gift_id: UUID, user: AuthUser, now: datetime) -> CancelResult:
     """Cancel the creator's active gift and give the credits back (ledger `gift`, positive)."""
-    gift = await repository.claim_cancel(conn, gift_id, user.id)
+    gift = await repository.claim_cancel(conn, gift_id, user.id, now)
     if gift is None:
         current = await repository.get_by_id(conn, gift_id)
         # Someone else's gift is "not found": ids of other users' gifts are not confirmed.

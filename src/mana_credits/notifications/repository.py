@@ -65,7 +65,8 @@ async def mark_failed(conn: Conn, row_id: UUID, next_attempt_at: datetime, error
         "last_error = $3 WHERE id = $1",
         row_id,
         next_attempt_at,
-        error[:1000],
+        # Text from the other side may hold what PostgreSQL cannot store (NUL).
+        error.replace("\x00", "\ufffd")[:1000],
     )
 
 

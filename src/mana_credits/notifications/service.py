@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from mana_credits.db.pool import Conn
 from mana_credits.kit.clock import Clock
 from mana_credits.notifications import repository
 
@@ -84,21 +85,32 @@ class Notifier:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await repository.claim_due(conn, now, batch)
             for row in rows:
-                error = await self._post(row.payload)
-                if error is None:
-                    await repository.mark_delivered(conn, row.id, now)
-                    result.delivered += 1
-                else:
-                    tries = row.attempts + 1
-                    retry_at = now + backoff(tries) if tries < MAX_ATTEMPTS else PARKED
-                    log.log(
-                        logging.WARNING if retry_at is not PARKED else logging.ERROR,
-                        "notification %s not delivered (try %s%s): %s",
-                        row.external_id, tries, ", parked" if retry_at is PARKED else "", error,
-                    )  # fmt: skip
-                    await repository.mark_failed(conn, row.id, retry_at, error)
-                    result.failed += 1
+                # One savepoint a row: whatever goes wrong with one message cannot undo the marks of the
+                # messages mana-notify already accepted in this batch (they would be sent again).
+                try:
+                    async with conn.transaction():
+                        await self._deliver(conn, row, now, result)
+                except Exception:
+                    log.exception("notification %s: could not record the delivery outcome", row.external_id)
             return len(rows)
+
+    async def _deliver(
+        self, conn: Conn, row: repository.OutboxRow, now: datetime, result: DeliveryResult
+    ) -> None:
+        error = await self._post(row.payload)
+        if error is None:
+            await repository.mark_delivered(conn, row.id, now)
+            result.delivered += 1
+            return
+        tries = row.attempts + 1
+        retry_at = now + backoff(tries) if tries < MAX_ATTEMPTS else PARKED
+        log.log(
+            logging.WARNING if retry_at is not PARKED else logging.ERROR,
+            "notification %s not delivered (try %s%s): %s",
+            row.external_id, tries, ", parked" if retry_at is PARKED else "", error,
+        )  # fmt: skip
+        await repository.mark_failed(conn, row.id, retry_at, error)
+        result.failed += 1
 
     async def _post(self, payload: dict[str, Any]) -> str | None:
         """None when mana-notify accepted the message, else why not."""
@@ -107,7 +119,7 @@ class Notifier:
             response = await self.http.post(
                 url, json=payload, headers={"X-Service-Key": self.service_key}, timeout=TIMEOUT
             )
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # any failure to talk to mana-notify is a failed try, never a crash
             return f"{type(exc).__name__}: {exc}"
         if response.is_success:
             return None

@@ -47,8 +47,8 @@ class Subscription(msgspec.Struct, kw_only=True):
 
     def in_paid_period(self, now: datetime) -> bool:
         """Paid and usable now: active, and a cancellation has not reached its period end yet."""
-        if not self.active:
-            return False
+        if not self.active or self.next_charge_at is None:
+            return False  # never paid for (a revoked gift): nothing to be inside of
         end = self.current_period_end
         return not self.cancel_at_period_end or (end is not None and end > now)
 
@@ -152,15 +152,23 @@ async def gift(conn: Conn, user_id: str, *, admin_id: str, now: datetime) -> Sub
     return Subscription.from_row(row)
 
 
-async def revoke_gift(conn: Conn, user_id: str) -> Subscription | None:
+async def revoke_gift(conn: Conn, user_id: str, now: datetime) -> Subscription | None:
+    """End a gift. A paid subscription underneath goes on; one whose paid period ran out during the gift
+    is due now, for a period from now (the gifted days are never charged); without one, sync is off."""
     row = await conn.fetchrow(
         f"""
         UPDATE credits.sync_subscriptions
-        SET is_gifted = false, gifted_by = NULL, gifted_at = NULL, updated_at = now()
+        SET is_gifted = false, gifted_by = NULL, gifted_at = NULL, updated_at = now(),
+            active = active AND next_charge_at IS NOT NULL,
+            next_charge_at = CASE WHEN next_charge_at < $2 THEN $2 ELSE next_charge_at END,
+            current_period_end = CASE WHEN next_charge_at < $2 THEN $2 ELSE current_period_end END,
+            anchor_day = CASE WHEN next_charge_at < $2
+                              THEN EXTRACT(DAY FROM $2 AT TIME ZONE 'UTC')::smallint ELSE anchor_day END
         WHERE user_id = $1 AND is_gifted
         RETURNING {_COLUMNS}
         """,
         user_id,
+        now,
     )
     return None if row is None else Subscription.from_row(row)
 

@@ -172,7 +172,7 @@ async def gift(conn: Conn, user_id: str, *, admin_id: str, now: datetime) -> Adm
 
 
 async def revoke_gift(conn: Conn, user_id: str, *, now: datetime) -> AdminSyncStatus:
-    sub = await repo.revoke_gift(conn, user_id)
+    sub = await repo.revoke_gift(conn, user_id, now)
     if sub is None:
         raise SyncNotGifted()
     return to_admin_status(user_id, sub, now)

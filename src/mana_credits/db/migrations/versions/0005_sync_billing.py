@@ -24,6 +24,16 @@ STATEMENTS = [
     "CHECK (failure_count >= 0)",
     "CREATE INDEX IF NOT EXISTS sync_subscriptions_due_idx ON credits.sync_subscriptions (next_charge_at) "
     "WHERE active AND NOT is_gifted",
+    # Rows adopted from the old service: the paid period ends at the next charge, anchored on its day; an
+    # active paid row that never got a next date is due now (charged at the next run, or paused).
+    """
+    UPDATE credits.sync_subscriptions
+    SET current_period_end = COALESCE(current_period_end, next_charge_at),
+        anchor_day = COALESCE(anchor_day, EXTRACT(DAY FROM next_charge_at AT TIME ZONE 'UTC')::smallint)
+    WHERE next_charge_at IS NOT NULL
+    """,
+    "UPDATE credits.sync_subscriptions SET next_charge_at = now() "
+    "WHERE active AND NOT is_gifted AND next_charge_at IS NULL",
     """
     CREATE TABLE IF NOT EXISTS credits.notification_outbox (
       id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
