@@ -65,7 +65,7 @@ async def test_no_request_makes_a_server_error(
             "--exclude-path-regex", r"^/api/v1/(webhooks/stripe|credits/purchase)$",
             "-H", f"Authorization: Bearer {token}", "-H", "X-Service-Key: dev-service-key",
             "--max-examples", "25", "--seed", "20261124", "--no-color",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         output, _ = await fuzz.communicate()
         assert fuzz.returncode == 0, output.decode()[-6000:]
