@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -119,14 +120,14 @@ def make_settings(database: str, jwks: JwksServer, **overrides: object) -> Setti
     return Settings(**values)  # type: ignore[arg-type]
 
 
-class LiveServer:
-    """The app served by uvicorn on 127.0.0.1 inside the running event loop."""
+class Served:
+    """Any ASGI app served by uvicorn on 127.0.0.1 inside the running event loop."""
 
-    def __init__(self, app: Litestar) -> None:
-        self.app = app
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
+    def __init__(self, app: Any, *, lifespan: bool = True) -> None:
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, lifespan="on" if lifespan else "off", log_level="warning"
         )
+        self.server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
@@ -142,6 +143,14 @@ class LiveServer:
         self.server.should_exit = True
         if self._task is not None:
             await self._task
+
+
+class LiveServer(Served):
+    """The service itself, with its lifespan (pool, jobs); `ctx` once started."""
+
+    def __init__(self, app: Litestar) -> None:
+        super().__init__(app)
+        self.app = app
 
     @property
     def ctx(self) -> AppContext:

@@ -20,7 +20,19 @@ SERVICE_KEY = "test-service-key"
 APP_KEYS = {"chat": "chat-app-key", "picture": "picture-app-key"}
 
 
-class JwksServer:
+class ThreadedStub:
+    """A stub HTTP server of another service on a loopback port, served from a thread."""
+
+    def serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+
+
+class JwksServer(ThreadedStub):
     """mana-auth's JWKS endpoint, served over real HTTP on a loopback port; keys can be rotated."""
 
     def __init__(self) -> None:
@@ -47,10 +59,7 @@ class JwksServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.serve(Handler)
 
     def add_key(self) -> str:
         kid = f"key-{uuid.uuid4().hex[:8]}"
@@ -75,9 +84,6 @@ class JwksServer:
         body = {"iss": self.url, "aud": AUDIENCE, "iat": now, "exp": now + 900, "role": "user"}
         body.update(claims or {})
         return jwt.encode(body, self.keys[kid], algorithm="EdDSA", headers={"kid": kid, **headers})
-
-    def close(self) -> None:
-        self.httpd.shutdown()
 
 
 @dataclass

@@ -13,36 +13,13 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 
 from mana_credits.client import CreditsClient
 from mana_credits.client.sync_gate import Receive, Scope, Send
+from tests.conftest import Served
 from tests.support import SERVICE_KEY
 
 ASGI = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class Served:
-    """Any ASGI app on 127.0.0.1 under uvicorn, inside the running event loop."""
-
-    def __init__(self, app: ASGI) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
-        self.server = uvicorn.Server(config)
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> str:
-        self._task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            if self._task.done():
-                self._task.result()
-            await asyncio.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    async def stop(self) -> None:
-        self.server.should_exit = True
-        if self._task is not None:
-            await self._task
 
 
 class DroppingProxy:
@@ -220,7 +197,7 @@ async def black_hole() -> AsyncIterator[tuple[BlackHole, str]]:
 @pytest.fixture
 async def status_stub() -> AsyncIterator[tuple[StatusStub, str]]:
     stub = StatusStub()
-    served = Served(stub)
+    served = Served(stub, lifespan=False)
     url = await served.start()
     yield stub, url
     await served.stop()
@@ -232,7 +209,7 @@ async def serve() -> AsyncIterator[Callable[[ASGI], Awaitable[httpx.AsyncClient]
     started: list[tuple[Served, httpx.AsyncClient]] = []
 
     async def start(app: ASGI) -> httpx.AsyncClient:
-        served = Served(app)
+        served = Served(app, lifespan=False)
         url = await served.start()
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
         http = httpx.AsyncClient(base_url=url, timeout=30, limits=limits)

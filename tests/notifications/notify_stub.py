@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support import ThreadedStub
 
 
 @dataclass(frozen=True)
@@ -15,7 +16,7 @@ class Received:
     body: dict[str, Any]
 
 
-class NotifyStub:
+class NotifyStub(ThreadedStub):
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.up = True
@@ -53,13 +54,7 @@ class NotifyStub:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.serve(Handler)
 
     def sent_with(self, external_id: str) -> list[Received]:
         return [item for item in self.received if item.body.get("externalId") == external_id]
-
-    def close(self) -> None:
-        self.httpd.shutdown()

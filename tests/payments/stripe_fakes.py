@@ -11,11 +11,13 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
+
+from tests.support import ThreadedStub
 
 WEBHOOK_SECRET = "whsec_test_mana_credits"
 
@@ -53,7 +55,7 @@ class LocalStripe:
         self.process.wait(timeout=10)
 
 
-class StripeStub:
+class StripeStub(ThreadedStub):
     """Answers `POST /v1/customers` and `POST /v1/checkout/sessions` like Stripe, and records each
     request (path, form fields, headers); `fail_with` makes every answer that status instead, and
     clearing `release` holds every answer back until it is set again (a slow Stripe)."""
@@ -82,9 +84,7 @@ class StripeStub:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.serve(Handler)
 
     def answer(self, path: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         if self.fail_with is not None:
@@ -108,9 +108,6 @@ class StripeStub:
                 "payment_intent": None,
             }
         return 404, {"error": {"type": "invalid_request_error", "message": f"no route {path}"}}
-
-    def close(self) -> None:
-        self.httpd.shutdown()
 
 
 def sign(payload: bytes, timestamp: int, secret: str = WEBHOOK_SECRET) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from pathlib import Path
 
-from alembic import command
+from alembic import command, op
 from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -24,3 +25,9 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 async def upgrade_async(database_url: str, revision: str = "head") -> None:
     await asyncio.to_thread(upgrade, database_url, revision)
+
+
+def execute_all(statements: Iterable[str]) -> None:
+    """Inside a migration: run plain SQL statements in order."""
+    for statement in statements:
+        op.execute(statement)

@@ -8,6 +8,8 @@ Revision ID: 0001
 
 from alembic import op
 
+from mana_credits.db.migrate import execute_all
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -235,8 +237,7 @@ CREATE INDEX IF NOT EXISTS gift_redemptions_status_idx ON gifts.gift_redemptions
 
 
 def upgrade() -> None:
-    for statement in STATEMENTS:
-        op.execute(statement)
+    execute_all(STATEMENTS)
 
 
 def downgrade() -> None:

@@ -7,7 +7,7 @@ Revision ID: 0002
 Revises: 0001
 """
 
-from alembic import op
+from mana_credits.db.migrate import execute_all
 
 revision = "0002"
 down_revision = "0001"
@@ -61,13 +61,11 @@ STATEMENTS = [
 
 
 def upgrade() -> None:
-    for statement in STATEMENTS:
-        op.execute(statement)
+    execute_all(STATEMENTS)
 
 
 def downgrade() -> None:
-    for statement in reversed(DOWN):
-        op.execute(statement)
+    execute_all(reversed(DOWN))
 
 
 DOWN = [

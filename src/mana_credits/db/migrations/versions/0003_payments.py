@@ -8,7 +8,7 @@ Revision ID: 0003
 Revises: 0002
 """
 
-from alembic import op
+from mana_credits.db.migrate import execute_all
 
 revision = "0003"
 down_revision = "0002"
@@ -45,13 +45,11 @@ STATEMENTS = [
 
 
 def upgrade() -> None:
-    for statement in STATEMENTS:
-        op.execute(statement)
+    execute_all(STATEMENTS)
 
 
 def downgrade() -> None:
-    for statement in reversed(DOWN):
-        op.execute(statement)
+    execute_all(reversed(DOWN))
 
 
 DOWN = [

@@ -5,7 +5,7 @@ Revision ID: 0004
 Revises: 0003
 """
 
-from alembic import op
+from mana_credits.db.migrate import execute_all
 
 revision = "0004"
 down_revision = "0003"
@@ -44,13 +44,11 @@ STATEMENTS = [
 
 
 def upgrade() -> None:
-    for statement in STATEMENTS:
-        op.execute(statement)
+    execute_all(STATEMENTS)
 
 
 def downgrade() -> None:
-    for statement in reversed(DOWN):
-        op.execute(statement)
+    execute_all(reversed(DOWN))
 
 
 DOWN = [

@@ -4,7 +4,7 @@ Revision ID: 0005
 Revises: 0004
 """
 
-from alembic import op
+from mana_credits.db.migrate import execute_all
 
 revision = "0005"
 down_revision = "0004"
@@ -52,13 +52,11 @@ STATEMENTS = [
 
 
 def upgrade() -> None:
-    for statement in STATEMENTS:
-        op.execute(statement)
+    execute_all(STATEMENTS)
 
 
 def downgrade() -> None:
-    for statement in reversed(DOWN):
-        op.execute(statement)
+    execute_all(reversed(DOWN))
 
 
 DOWN = [

@@ -4,7 +4,7 @@ Revision ID: 0006
 Revises: 0005
 """
 
-from alembic import op
+from mana_credits.db.migrate import execute_all
 
 revision = "0006"
 down_revision = "0005"
@@ -36,13 +36,11 @@ STATEMENTS = [
 
 
 def upgrade() -> None:
-    for statement in STATEMENTS:
-        op.execute(statement)
+    execute_all(STATEMENTS)
 
 
 def downgrade() -> None:
-    for statement in reversed(DOWN):
-        op.execute(statement)
+    execute_all(reversed(DOWN))
 
 
 DOWN = [
