@@ -201,6 +201,28 @@ async def test_dispute_takes_the_credits_back(
     assert await _ledger(db, user.id) == [("purchase", 1000), ("reversal", -1000)]
 
 
+async def test_a_won_dispute_gives_the_credits_back_once_and_a_lost_one_does_not(
+    pay: Instance, make_package: MakePackage, db: asyncpg.Connection
+) -> None:
+    package = await make_package(credits=1000, price=900)
+    winner, loser = pay.api.actor(), pay.api.actor()
+    for user in (winner, loser):
+        purchase = await _completed(pay, user, package)
+        dispute = {
+            "id": f"dp_{uuid.uuid4().hex[:14]}", "object": "dispute", "amount": 900, "currency": "eur",
+            "payment_intent": purchase["stripePaymentIntentId"], "status": "needs_response",
+        }  # fmt: skip
+        await pay.post_event(event("charge.dispute.created", dispute))
+        closed = {**dispute, "status": "won" if user is winner else "lost"}
+        await pay.post_event(event("charge.dispute.closed", closed))
+        await pay.post_event(event("charge.dispute.closed", closed))  # delivered again: no second restore
+    assert await _ledger(db, winner.id) == [("purchase", 1000), ("reversal", -1000), ("reversal", 1000)]
+    assert (await pay.api.balance(winner))["balance"] == 1000
+    assert await _ledger(db, loser.id) == [("purchase", 1000), ("reversal", -1000)]
+    assert (await pay.api.balance(loser))["balance"] == 0
+    assert await audit(db) == []
+
+
 async def test_refund_delivered_before_the_payment_is_applied_when_it_credits(
     pay: Instance, make_package: MakePackage, db: asyncpg.Connection
 ) -> None:

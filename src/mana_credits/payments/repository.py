@@ -237,6 +237,18 @@ async def record_returned_money(
     return row
 
 
+async def lower_disputed(conn: Conn, purchase_id: UUID, amount: int) -> asyncpg.Record:
+    """A dispute was won: that much disputed money is back with us. Locks the row for the reversal."""
+    row = await conn.fetchrow(
+        "UPDATE credits.purchases SET amount_disputed = GREATEST(amount_disputed - $2, 0) "
+        "WHERE id = $1 RETURNING *",
+        purchase_id,
+        amount,
+    )
+    assert row is not None
+    return row
+
+
 async def lock_payment_intent(conn: Conn, payment_intent_id: str) -> None:
     """Serialize everything that matches money to one PaymentIntent (a payment and its refunds)."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", payment_intent_id)

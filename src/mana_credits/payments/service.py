@@ -136,21 +136,42 @@ async def take_back_returned(
     """Reverse the credits for the money returned so far (refunds + disputes, proportionally, rounded
     down); only the part not reversed yet moves, so repeated and growing refunds take just the delta."""
     row = await repository.record_returned_money(conn, purchase_id, refunded, disputed)
+    return await _reconcile(conn, row, event_id)
+
+
+async def restore_won_dispute(conn: Conn, purchase_id: Any, *, amount: int, event_id: str) -> int:
+    """A dispute closed in our favour: Stripe reinstated the money, so the credits come back."""
+    row = await repository.lower_disputed(conn, purchase_id, amount)
+    return await _reconcile(conn, row, event_id)
+
+
+async def _reconcile(conn: Conn, row: asyncpg.Record, event_id: str) -> int:
+    """Move credits so that the reversed part matches the money returned; returns the credits taken
+    (negative when given back)."""
     if row["status"] != "completed":
         return 0
+    purchase_id = row["id"]
     price, credits = row["price_euro_cents"], row["credits"]
     returned = min(price, row["amount_refunded"] + row["amount_disputed"])
     target = credits * returned // price
     delta: int = target - row["credits_reversed"]
-    if delta <= 0:
+    if delta == 0:
         return 0
     await repository.set_credits_reversed(conn, purchase_id, target)
-    await ledger.take_back(
-        conn, row["user_id"], delta, app_id=APP_ID,
-        description=f"Stripe refund/dispute: {delta} of {credits} purchased credits taken back",
-        metadata={"purchaseId": str(purchase_id), "paymentIntentId": row["stripe_payment_intent_id"],
-                  "stripeEventId": event_id, "amountRefunded": row["amount_refunded"],
-                  "amountDisputed": row["amount_disputed"]},
-    )  # fmt: skip
+    metadata = {
+        "purchaseId": str(purchase_id), "paymentIntentId": row["stripe_payment_intent_id"],
+        "stripeEventId": event_id, "amountRefunded": row["amount_refunded"],
+        "amountDisputed": row["amount_disputed"],
+    }  # fmt: skip
+    if delta > 0:
+        await ledger.take_back(
+            conn, row["user_id"], delta, app_id=APP_ID, metadata=metadata,
+            description=f"Stripe refund/dispute: {delta} of {credits} purchased credits taken back",
+        )  # fmt: skip
+    else:
+        await ledger.credit(
+            conn, row["user_id"], -delta, type=TxType.REVERSAL, app_id=APP_ID, metadata=metadata,
+            description=f"Stripe dispute won: {-delta} purchased credits restored",
+        )  # fmt: skip
     log.info("purchase %s: %s credits reversed (event %s)", purchase_id, delta, event_id)
     return delta

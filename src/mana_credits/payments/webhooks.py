@@ -91,6 +91,7 @@ class DisputeObject(msgspec.Struct):
     id: str
     amount: int
     payment_intent: str | None = None
+    status: str | None = None
 
 
 def decode_event(payload: bytes) -> Event:
@@ -199,6 +200,16 @@ async def _dispute_created(conn: Conn, event: Event) -> None:
     await _returned(conn, event, dispute.payment_intent, refunded=0, disputed=dispute.amount)
 
 
+async def _dispute_closed(conn: Conn, event: Event) -> None:
+    dispute = _object(event, DisputeObject)
+    if dispute.status != "won" or not dispute.payment_intent:
+        return  # lost: the credits taken back when it was opened stay taken back
+    await repository.lock_payment_intent(conn, dispute.payment_intent)
+    purchase = await _purchase(conn, event, {}, payment_intent=dispute.payment_intent)
+    if purchase is not None:
+        await service.restore_won_dispute(conn, purchase["id"], amount=dispute.amount, event_id=event.id)
+
+
 HANDLERS: dict[str, Callable[[Conn, Event], Awaitable[None]]] = {
     "payment_intent.succeeded": lambda conn, event: _payment_intent(conn, event, True),
     "payment_intent.payment_failed": lambda conn, event: _payment_intent(conn, event, False),
@@ -209,6 +220,7 @@ HANDLERS: dict[str, Callable[[Conn, Event], Awaitable[None]]] = {
     "checkout.session.expired": lambda conn, event: _checkout_session(conn, event, False),
     "charge.refunded": _charge_refunded,
     "charge.dispute.created": _dispute_created,
+    "charge.dispute.closed": _dispute_closed,
 }
 
 
