@@ -80,12 +80,6 @@ class TooManyRequests(CreditsError):
         self.retry_after = retry_after
 
 
-class ServiceUnavailable(CreditsError):
-    status = 503
-    code = "service_unavailable"
-    message = "Service unavailable"
-
-
 def envelope(status: int, message: str, code: str, details: Any = None) -> dict[str, Any]:
     body: dict[str, Any] = {"statusCode": status, "message": message, "code": code}
     if details is not None:

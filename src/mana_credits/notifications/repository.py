@@ -68,9 +68,3 @@ async def mark_failed(conn: Conn, row_id: UUID, next_attempt_at: datetime, error
         # Text from the other side may hold what PostgreSQL cannot store (NUL).
         error.replace("\x00", "\ufffd")[:1000],
     )
-
-
-async def count_pending(conn: Conn) -> int:
-    return int(
-        await conn.fetchval("SELECT count(*) FROM credits.notification_outbox WHERE delivered_at IS NULL")
-    )
