@@ -113,7 +113,8 @@ def make_settings(database: str, jwks: JwksServer, **overrides: object) -> Setti
         "MANA_SERVICE_KEYS": ",".join(f"{app}:{key}" for app, key in APP_KEYS.items()),
         "MANA_CREDITS_ENV": "production",
         "MANA_CREDITS_SCHEDULER": False,
-        "BASE_URL": "https://mana.test",
+        "BASE_URL": "https://credits.mana.test",
+        "WEB_APP_URL": "https://mana.test",
         "DB_POOL_SIZE": 10,
     }
     values.update(overrides)

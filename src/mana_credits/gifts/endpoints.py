@@ -62,7 +62,7 @@ async def create_gift(
 
     async def work(conn: Any) -> tuple[int, Any]:
         gift = await service.create(
-            conn, user=user, data=data, base_url=ctx.settings.BASE_URL,
+            conn, user=user, data=data, base_url=ctx.settings.WEB_APP_URL,
             code_length=ctx.settings.GIFT_CODE_LENGTH, now=ctx.clock.now(), idempotency_key=key,
         )  # fmt: skip
         return 201, gift
@@ -78,7 +78,7 @@ async def my_created(ctx: AppContext, user: AuthUser) -> list[Gift]:
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn:
         rows = await repository.list_created(conn, user.id)
-    return [Gift.from_row(row, base_url=ctx.settings.BASE_URL, now=now) for row in rows]
+    return [Gift.from_row(row, base_url=ctx.settings.WEB_APP_URL, now=now) for row in rows]
 
 
 @get("/me/received")

@@ -58,7 +58,7 @@ async def _run(
         with Progress(*columns, console=console, transient=not sys.stderr.isatty()) as progress:
             task = progress.add_task("renewing subscriptions", total=due)
             renewed = await service.charge_recurring(
-                pool, now, resume=service.resume_url(settings.BASE_URL), batch=batch,
+                pool, now, resume=service.resume_url(settings.WEB_APP_URL), batch=batch,
                 progress=lambda count: progress.advance(task, count),
             )  # fmt: skip
         if not notify:

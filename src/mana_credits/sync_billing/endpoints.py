@@ -95,7 +95,7 @@ async def user_status(ctx: AppContext, caller: ServiceCaller, user_id: UserIdPar
 @post("/charge-recurring", status_code=200)
 async def charge_recurring(ctx: AppContext, caller: ServiceCaller) -> dict[str, int]:
     result = await service.charge_recurring(
-        ctx.pool, ctx.clock.now(), resume=service.resume_url(ctx.settings.BASE_URL)
+        ctx.pool, ctx.clock.now(), resume=service.resume_url(ctx.settings.WEB_APP_URL)
     )
     return msgspec.structs.asdict(result)
 

@@ -41,8 +41,9 @@ RETRY_BASE = timedelta(minutes=5)
 RETRY_MAX = timedelta(days=1)
 
 
-def resume_url(base_url: str) -> str:
-    return f"{base_url.rstrip('/')}/settings/sync"
+def resume_url(web_app_url: str) -> str:
+    """The web app's sync settings, where a paused subscription is reactivated (the old service's link)."""
+    return f"{web_app_url.rstrip('/')}/settings/sync"
 
 
 def period_key(user_id: str, period_start: datetime) -> str:

@@ -12,7 +12,7 @@ from mana_credits.sync_billing.schemas import RenewalResult
 def jobs(ctx: AppContext) -> list[Job]:
     async def renew() -> RenewalResult:
         return await service.charge_recurring(
-            ctx.pool, ctx.clock.now(), resume=service.resume_url(ctx.settings.BASE_URL)
+            ctx.pool, ctx.clock.now(), resume=service.resume_url(ctx.settings.WEB_APP_URL)
         )
 
     return [Job("sync-renewal", ctx.settings.SYNC_BILLING_INTERVAL_SECONDS, renew)]
