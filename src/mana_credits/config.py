@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     MANA_SERVICE_KEY: str = DEV_SERVICE_KEY
     MANA_SERVICE_KEYS: str = ""
     BASE_URL: str = "http://localhost:3061"
-    # The web app people use: every link meant for a person (pause mail, gift links) points here, not at the API.
+    # The web app: every link meant for a person (pause mail, gift links) points here, not at the API.
     WEB_APP_URL: str = "https://mana.how"
     STRIPE_SECRET_KEY: str | None = None
     STRIPE_WEBHOOK_SECRET: str | None = None
