@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -147,7 +147,7 @@ async def test_reserve_more_than_balance_is_402(client: httpx.AsyncClient, api: 
 async def test_bad_input(client: httpx.AsyncClient, api: Api) -> None:
     user = api.actor()
     await api.fund(user.id, 50)
-    for extra in ({"amount": 1.5}, {"amount": 0}, {"ttlSeconds": 86_401}, {"ttlSeconds": 0}):
+    for extra in ({"amount": 1.5}, {"amount": 0}, {"ttlSeconds": 7 * 86_400 + 1}, {"ttlSeconds": 0}):
         body = {"userId": user.id, "amount": 5, "reason": "x", **extra}
         response = await client.post(f"{BASE}/reserve", json=body, headers=service_headers())
         assert response.status_code == 400, (extra, response.text)
@@ -260,32 +260,98 @@ async def test_expired_holds_are_released_once(
     await api.fund(user.id, 100)
     short = (await _reserve(client, user.id, 10, ttlSeconds=60)).json()["reservationId"]
     long = (await _reserve(client, user.id, 20, ttlSeconds=3600)).json()["reservationId"]
+    unswept = (await _reserve(client, user.id, 5, ttlSeconds=60)).json()["reservationId"]
     # Other tests' holds may also expire here; count only ours.
     await sweep()
-    assert (await _balance(client, user.id))["reserved"] == 30
+    assert (await _balance(client, user.id))["reserved"] == 35
 
     ctx.clock.advance(timedelta(seconds=61))
-    late = await _commit(client, short)
-    assert late.status_code == 409
-    assert late.json()["code"] == "reservation_expired"
+    # Expired, but the sweep has not released it yet: the credits are still held, the commit takes them.
+    assert (await _commit(client, unswept)).status_code == 200
     # Two sweepers at once (as two replicas would): the hold is released once.
     await asyncio.gather(sweep(), sweep())
     assert await _balance(client, user.id) == {
-        "balance": 80,
+        "balance": 75,
         "totalEarned": 100,
-        "totalSpent": 0,
+        "totalSpent": 5,
         "reserved": 20,
     }
     rows = await db.fetch(
         "SELECT id::text, status::text FROM credits.reservations WHERE user_id = $1", user.id
     )
     statuses = {row["id"]: row["status"] for row in rows}
-    assert statuses == {short: "refunded", long: "reserved"}
+    assert statuses == {short: "refunded", long: "reserved", unswept: "committed"}
     await sweep()
-    assert (await _balance(client, user.id))["balance"] == 80
-    assert (await _commit(client, short)).json()["code"] == "reservation_resolved"
+    assert (await _balance(client, user.id))["balance"] == 75
     assert (await _commit(client, long, amount=5)).status_code == 200
     await _audit_clean(db)
+
+
+async def test_a_commit_after_the_sweep_released_the_hold_still_charges_once(
+    client: httpx.AsyncClient, api: Api, ctx: AppContext, db: asyncpg.Connection
+) -> None:
+    """mana-research commits when a later poll sees the job done: a released hold must not make it free."""
+    user = api.actor()
+    await api.fund(user.id, 30)
+    late = (await _reserve(client, user.id, 25, ttlSeconds=60)).json()["reservationId"]
+    ctx.clock.advance(timedelta(seconds=61))
+    await holds.sweep_expired(ctx.pool, ctx.clock.now())
+    assert (await _balance(client, user.id))["balance"] == 30
+    # The user spent meanwhile: the late commit is a normal debit with its own 402, and nothing moves.
+    await client.post(
+        f"{BASE}/use",
+        json={"userId": user.id, "amount": 10, "appId": "chat", "description": "chat"},
+        headers=service_headers("chat"),
+    )
+    short = await _commit(client, late, amount=25)
+    assert short.status_code == 402, short.text
+    assert short.json()["details"] == {"required": 25, "available": 20}
+    await api.fund(user.id, 10)
+    # Ten retries of the late commit at once: exactly one charges.
+    answers = await asyncio.gather(*(_commit(client, late, amount=25) for _ in range(10)))
+    assert sorted(a.status_code for a in answers) == [200] + [409] * 9
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"reservation_resolved"}
+    assert await _balance(client, user.id) == {
+        "balance": 5,
+        "totalEarned": 40,
+        "totalSpent": 35,
+        "reserved": 0,
+    }
+    rows = await db.fetch(
+        "SELECT amount, metadata->>'lateCommit' AS late FROM credits.transactions "
+        "WHERE user_id = $1 AND metadata->>'reservationId' = $2",
+        user.id,
+        late,
+    )
+    assert [(row["amount"], row["late"]) for row in rows] == [(-25, "true")]
+    await _audit_clean(db)
+
+
+async def test_a_hold_released_by_its_caller_cannot_be_committed(
+    client: httpx.AsyncClient, api: Api, ctx: AppContext, db: asyncpg.Connection
+) -> None:
+    user = api.actor()
+    await api.fund(user.id, 30)
+    hold = (await _reserve(client, user.id, 10, ttlSeconds=60)).json()["reservationId"]
+    ctx.clock.advance(timedelta(seconds=61))
+    assert (await _release(client, hold)).status_code == 200
+    await holds.sweep_expired(ctx.pool, ctx.clock.now())
+    answer = await _commit(client, hold)
+    assert answer.status_code == 409 and answer.json()["code"] == "reservation_resolved"
+    assert (await _balance(client, user.id))["balance"] == 30
+    await _audit_clean(db)
+
+
+async def test_holds_without_ttl_last_a_day(client: httpx.AsyncClient, api: Api) -> None:
+    user = api.actor()
+    await api.fund(user.id, 10)
+    held = await _reserve(client, user.id, 10)
+    assert held.status_code == 200
+    rows = await client.get(f"{BASE}/balance/{user.id}", headers=service_headers("chat"))
+    assert rows.json()["reserved"] == 10
+    expires = datetime.fromisoformat(held.json()["expiresAt"])
+    created = datetime.now(expires.tzinfo)
+    assert timedelta(hours=23, minutes=59) < expires - created <= timedelta(hours=24, minutes=1)
 
 
 async def test_sweep_works_through_batches(

@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Request
 from litestar.di import Provide
 
-from mana_credits.auth.models import AuthUser, ServiceCaller
+from mana_credits.auth.models import UNNAMED_APP, AuthUser, ServiceCaller
 from mana_credits.context import AppContext
 from mana_credits.kit.errors import Forbidden, Unauthorized, ValidationFailed
 
@@ -58,7 +58,7 @@ def identify_service(presented: str, app_header: str | None, ctx: AppContext) ->
     if matched_app is not None:
         return ServiceCaller(app_id=matched_app, per_app_key=True)
     if shared:
-        app_id = (app_header or "").strip() or "unknown"
+        app_id = (app_header or "").strip() or UNNAMED_APP
         if not APP_ID.fullmatch(app_id):
             raise ValidationFailed(
                 "X-App-Id must be 1-100 letters, digits, '.', '_', ':' or '-'",

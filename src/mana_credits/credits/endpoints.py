@@ -54,8 +54,9 @@ async def _use(ctx: AppContext, request: Request[Any, Any, Any], scope: str, use
         return 200, use_response(entry)
 
     return await idempotency.run_idempotent(
-        ctx.pool, scope=scope, key=key, operation="credits.use", params=_params(data, user_id), work=work
-    )
+        ctx.pool, scope=scope, key=key, operation="credits.use", params=_params(data, user_id), work=work,
+        legacy_user=user_id,
+    )  # fmt: skip
 
 
 # ---- personal (JWT) ----
@@ -150,7 +151,7 @@ async def internal_refund(
                 )
         entry = await ledger.credit(
             conn, data.user_id, data.amount, type=TxType.REFUND,
-            app_id=caller.app_id if caller.per_app_key else (data.app_id or caller.app_id),
+            app_id=caller.app_id if caller.per_app_key else (data.app_id or caller.app_or("system")),
             description=data.description, metadata=metadata or None, idempotency_key=key,
         )  # fmt: skip
         return 200, {
@@ -176,7 +177,7 @@ async def internal_grant(ctx: AppContext, caller: ServiceCaller, data: InternalG
             body = {**stored[1], "alreadyGranted": True, "newBalance": balance.balance}
             return idempotency.json_response(200, body, replayed=True)
         entry = await ledger.credit(
-            conn, data.user_id, data.amount, type=TxType.GRANT, app_id=caller.app_id,
+            conn, data.user_id, data.amount, type=TxType.GRANT, app_id=caller.app_or("community"),
             description=data.description or data.reason,
             metadata={"referenceId": data.reference_id, "reason": data.reason},
         )  # fmt: skip

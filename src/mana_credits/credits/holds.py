@@ -4,8 +4,11 @@ Every reservation resolves at most once. Commit, release and the expiry sweep ea
 conditional `UPDATE … WHERE status = 'reserved'`; the loser sees no row and gets a 409. The balance moves
 (via the ledger) in the same transaction as the claim, so a rolled-back claim moves nothing.
 
-A hold past its `expires_at` can no longer be committed (whether or not the sweep has run yet), so the
-outcome never depends on when the sweep happens; it can still be released.
+Holds never make work free. A hold still reserved past its `expires_at` (the sweep has not run yet) is
+committed as usual. A hold the expiry sweep already released is marked `released_by_expiry`; a commit that
+arrives for it afterwards (a research job polled hours later) charges what was used straight from the
+balance, as a normal debit with its own 402, and claims the reservation so that it charges once.
+A hold the caller released itself cannot be committed.
 """
 
 from __future__ import annotations
@@ -31,11 +34,6 @@ log = logging.getLogger("mana_credits.holds")
 class ReservationResolved(Conflict):
     code = "reservation_resolved"
     message = "Reservation is already committed or released"
-
-
-class ReservationExpired(Conflict):
-    code = "reservation_expired"
-    message = "Reservation has expired"
 
 
 class AmountExceedsReservation(Conflict):
@@ -69,12 +67,21 @@ async def reserve(
     return Reserved(reservation_id=reservation_id, balance=balance.balance, expires_at=expires_at)
 
 
-# Claims a live hold for commit: still reserved, not expired, and covering the amount.
+# Claims a hold for commit: still reserved (expired or not) and covering the amount.
 _CLAIM_COMMIT = """
 UPDATE credits.reservations
 SET status = $2::public.reservation_status, resolved_at = $3, committed_amount = COALESCE($4, amount)
-WHERE id = $1 AND status = 'reserved' AND expires_at > $3 AND amount >= COALESCE($4, 0)
+WHERE id = $1 AND status = 'reserved' AND amount >= COALESCE($4, 0)
   AND ($5::text IS NULL OR app_id = $5)
+RETURNING user_id, amount, reason, app_id, committed_amount
+"""
+
+# Claims a hold the expiry sweep released, for a late commit: charged once, from the balance.
+_CLAIM_LATE_COMMIT = """
+UPDATE credits.reservations
+SET status = 'committed', resolved_at = $2, committed_amount = COALESCE($3, amount)
+WHERE id = $1 AND status = 'refunded' AND released_by_expiry AND transaction_id IS NULL
+  AND amount >= COALESCE($3, 0) AND ($4::text IS NULL OR app_id = $4)
 RETURNING user_id, amount, reason, app_id, committed_amount
 """
 
@@ -103,17 +110,28 @@ async def commit(
     """
     status = "refunded" if amount == 0 else "committed"
     row = await conn.fetchrow(_CLAIM_COMMIT, reservation_id, status, now, amount, owner)
+    late = row is None and amount != 0
+    if late:
+        row = await conn.fetchrow(_CLAIM_LATE_COMMIT, reservation_id, now, amount, owner)
     if row is None:
-        raise await _why_not(conn, reservation_id, owner, now, amount)
+        raise await _why_not(conn, reservation_id, owner, amount)
     if amount == 0:
         await ledger.release_hold(conn, row["user_id"], row["amount"])
         return Committed(transaction_id=None)
-    entry = await ledger.settle_hold(
-        conn, row["user_id"], row["amount"], row["committed_amount"],
-        app_id=row["app_id"] or "unknown", description=description or row["reason"],
-        metadata={"reservationId": str(reservation_id), "reason": row["reason"]},
-        idempotency_key=idempotency_key,
-    )  # fmt: skip
+    app_id = row["app_id"] or legacy_app_id(row["reason"])
+    metadata = {"reservationId": str(reservation_id), "reason": row["reason"]}
+    if late:
+        # The hold is gone: a plain debit, which raises InsufficientCredits (402) and rolls the claim back.
+        entry = await ledger.debit(
+            conn, row["user_id"], row["committed_amount"], type=ledger.TxType.USAGE, app_id=app_id,
+            description=description or row["reason"], metadata={**metadata, "lateCommit": True},
+            idempotency_key=idempotency_key, record_usage=True,
+        )  # fmt: skip
+    else:
+        entry = await ledger.settle_hold(
+            conn, row["user_id"], row["amount"], row["committed_amount"], app_id=app_id,
+            description=description or row["reason"], metadata=metadata, idempotency_key=idempotency_key,
+        )  # fmt: skip
     await conn.execute(
         "UPDATE credits.reservations SET transaction_id = $2 WHERE id = $1",
         reservation_id,
@@ -126,24 +144,28 @@ async def release(conn: Conn, reservation_id: UUID, *, owner: str | None, now: d
     """Give the whole hold back; returns the balance afterwards."""
     row = await conn.fetchrow(_CLAIM_RELEASE, reservation_id, now, owner)
     if row is None:
-        raise await _why_not(conn, reservation_id, owner, now, None)
+        raise await _why_not(conn, reservation_id, owner, None)
     balance = await ledger.release_hold(conn, row["user_id"], row["amount"])
     return balance.balance
 
 
-async def _why_not(
-    conn: Conn, reservation_id: UUID, owner: str | None, now: datetime, amount: int | None
-) -> CreditsError:
+def legacy_app_id(reason: str) -> str:
+    """The app the old service wrote for a hold without a calling app: the reason's prefix."""
+    return reason.split(":", 1)[0] or "mana-research"
+
+
+async def _why_not(conn: Conn, reservation_id: UUID, owner: str | None, amount: int | None) -> CreditsError:
     """Explain a failed claim (read after the fact; the claim itself decided)."""
     row = await conn.fetchrow(
-        "SELECT status, amount, expires_at, app_id FROM credits.reservations WHERE id = $1", reservation_id
+        "SELECT status, amount, app_id, released_by_expiry, transaction_id FROM credits.reservations "
+        "WHERE id = $1",
+        reservation_id,
     )
     if row is None or (owner is not None and row["app_id"] != owner):
         return NotFound("Reservation not found")
-    if row["status"] != "reserved":
+    late_commit_possible = row["released_by_expiry"] and row["transaction_id"] is None and amount != 0
+    if row["status"] != "reserved" and not late_commit_possible:
         return ReservationResolved(details={"status": row["status"]})
-    if row["expires_at"] <= now:
-        return ReservationExpired(details={"expiresAt": row["expires_at"].isoformat()})
     return AmountExceedsReservation(details={"reserved": row["amount"], "requested": amount})
 
 
@@ -178,7 +200,7 @@ async def _release_claimed(conn: Conn, user_id: str, claimed: list[Any]) -> bool
         log.exception("could not release expired holds of %s; leaving them reserved", user_id)
         await conn.execute(
             "UPDATE credits.reservations SET status = 'reserved', resolved_at = NULL, "
-            "committed_amount = NULL WHERE id = ANY($1::uuid[])",
+            "committed_amount = NULL, released_by_expiry = false WHERE id = ANY($1::uuid[])",
             [row["id"] for row in claimed],
         )
         return False
@@ -195,7 +217,7 @@ async def _claim_expired(conn: Conn, now: datetime, batch: int) -> list[Any]:
           FOR UPDATE SKIP LOCKED
         )
         UPDATE credits.reservations r
-        SET status = 'refunded', resolved_at = $1, committed_amount = 0
+        SET status = 'refunded', resolved_at = $1, committed_amount = 0, released_by_expiry = true
         FROM due WHERE r.id = due.id
         RETURNING r.id, r.user_id, r.amount
         """,

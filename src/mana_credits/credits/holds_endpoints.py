@@ -2,8 +2,11 @@
 
 Commit: `amount` defaults to the whole hold; `0` spends nothing and releases it (answer `transactionId:
 null`, reservation `refunded`); more than reserved is a 409 `amount_exceeds_reservation`. A second
-resolution of the same hold is a 409 `reservation_resolved`, a commit after `expiresAt` a 409
-`reservation_expired`, an unknown id 404, a malformed one 400.
+resolution of the same hold is a 409 `reservation_resolved`, an unknown id 404, a malformed one 400.
+A commit after the expiry sweep released the hold still charges, from the balance (402 when it is short).
+
+Holds live 24 hours unless `ttlSeconds` says otherwise: mana-research reserves when a job is submitted and
+commits when a later poll sees it finished, which can be hours later.
 
 With a per-app key a caller resolves only its own reservations (others look like 404); with the shared
 key any caller may, as the reservation id is an unguessable UUID it was handed.
@@ -25,8 +28,8 @@ from mana_credits.credits.schemas import Amount, Text, UserId
 from mana_credits.kit import idempotency
 from mana_credits.kit.validation import parse_uuid
 
-DEFAULT_TTL_SECONDS = 900
-MAX_TTL_SECONDS = 86_400
+DEFAULT_TTL_SECONDS = 86_400
+MAX_TTL_SECONDS = 7 * 86_400
 
 Ttl = Annotated[int, msgspec.Meta(ge=1, le=MAX_TTL_SECONDS)]
 # 0 is allowed on commit: nothing is spent and the whole hold is released.
@@ -65,7 +68,8 @@ async def reserve(
 ) -> Response[Any]:
     async def work(conn: Any) -> tuple[int, Any]:
         held = await holds.reserve(
-            conn, user_id=data.user_id, amount=data.amount, reason=data.reason, app_id=caller.app_id,
+            conn, user_id=data.user_id, amount=data.amount, reason=data.reason,
+            app_id=caller.app_or(holds.legacy_app_id(data.reason)),
             ttl_seconds=data.ttl_seconds, now=ctx.clock.now(),
         )  # fmt: skip
         return 200, {

@@ -59,13 +59,19 @@ async def run_idempotent(
     operation: str,
     params: Any,
     work: Work,
+    legacy_user: str | None = None,
 ) -> Response[Any]:
-    """Run `work` in one transaction; with a key, at most once per (scope, key)."""
+    """Run `work` in one transaction; with a key, at most once per (scope, key).
+
+    `legacy_user`: also replay a key the old service executed for this user (carried over by migration 0007).
+    """
     async with pool.acquire() as conn, conn.transaction():
         if key is None:
             status, body = await work(conn)
             return json_response(status, body)
-        stored = await claim(conn, scope, key, fingerprint(operation, params))
+        stored = await legacy_response(conn, legacy_user, key) if legacy_user is not None else None
+        if stored is None:
+            stored = await claim(conn, scope, key, fingerprint(operation, params))
         if stored is not None:
             return json_response(stored[0], stored[1], replayed=True)
         status, body = await work(conn)
@@ -99,6 +105,16 @@ async def claim(conn: Conn, scope: str, key: str, request_hash: str) -> tuple[in
     if row["request_hash"] != request_hash:
         raise IdempotencyKeyReused()
     return int(row["response_status"]), row["response_body"]
+
+
+async def legacy_response(conn: Conn, user_id: str, key: str) -> tuple[int, Any] | None:
+    """What the old service answered for this user's key, if it executed it before the cut-over."""
+    row = await conn.fetchrow(
+        "SELECT response_status, response_body FROM credits.idempotency_keys WHERE scope = $1 AND key = $2",
+        f"legacy:{user_id}",
+        key,
+    )
+    return None if row is None else (int(row["response_status"]), row["response_body"])
 
 
 async def remember(conn: Conn, scope: str, key: str, status: int, body: Any) -> None:

@@ -13,7 +13,13 @@ url = context.config.attributes.get("database_url") or context.config.get_main_o
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, version_table_schema="public", transactional_ddl=True)
+    # One transaction per migration: enum values added by one (ALTER TYPE … ADD VALUE) are usable in the next.
+    context.configure(
+        connection=connection,
+        version_table_schema="public",
+        transactional_ddl=True,
+        transaction_per_migration=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -21,7 +27,7 @@ def _run(connection: Connection) -> None:
 async def _main() -> None:
     # asyncpg parses every DATABASE_URL form the old service accepted, Unix sockets included.
     engine = create_async_engine("postgresql+asyncpg://", async_creator=lambda: asyncpg.connect(url))
-    async with engine.begin() as conn:
+    async with engine.connect() as conn:
         await conn.run_sync(_run)
     await engine.dispose()
 

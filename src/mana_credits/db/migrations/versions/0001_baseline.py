@@ -15,6 +15,23 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+# Every value the service writes, per enum type.
+ENUM_VALUES = {
+    "transaction_type": ("purchase", "usage", "refund", "gift", "grant", "reversal", "expiry"),
+    "transaction_status": ("pending", "completed", "failed", "cancelled"),
+    "gift_code_type": ("simple", "personalized"),
+    "gift_code_status": ("active", "depleted", "expired", "cancelled", "refunded"),
+    "gift_redemption_status": (
+        "success",
+        "failed_wrong_user",
+        "failed_depleted",
+        "failed_expired",
+        "failed_already_claimed",
+    ),
+    "reservation_status": ("reserved", "committed", "refunded"),
+    "sync_billing_interval": ("monthly", "quarterly", "yearly"),
+}
+
 STATEMENTS = [
     """
 CREATE SCHEMA IF NOT EXISTS credits
@@ -43,6 +60,13 @@ DO $$ BEGIN CREATE TYPE public.reservation_status AS ENUM ('reserved', 'committe
     """
 DO $$ BEGIN CREATE TYPE public.sync_billing_interval AS ENUM ('monthly', 'quarterly', 'yearly'); EXCEPTION WHEN duplicate_object THEN NULL; END $$
     """,
+    # An adopted type may lack values the service writes (the old service added 'grant' by a hand-run SQL
+    # file): add every one, whatever is there. Each migration commits on its own, so later ones may use them.
+    *[
+        f"ALTER TYPE public.{type_} ADD VALUE IF NOT EXISTS '{value}'"
+        for type_, values in ENUM_VALUES.items()
+        for value in values
+    ],
     """
 CREATE TABLE IF NOT EXISTS credits.balances (
   user_id      text PRIMARY KEY,
