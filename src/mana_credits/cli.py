@@ -6,39 +6,22 @@ import asyncio
 import os
 import shutil
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 
 from mana_credits.config import Settings
+from mana_credits.gifts import cli as gifts_cli
+from mana_credits.kit.cli import console, database
+from mana_credits.payments import cli as payments_cli
+from mana_credits.sync_billing import cli as sync_cli
 
 app = typer.Typer(
     help="mana-credits: the credit and billing service of the Mana app ecosystem.", no_args_is_help=True
 )
-console = Console(stderr=True)
-
-EMBEDDED_DATABASE = "mana_credits"
-
-
-@contextmanager
-def database(settings: Settings) -> Iterator[str]:
-    """DATABASE_URL, or an embedded PostgreSQL under the data dir for as long as the block runs."""
-    if settings.DATABASE_URL:
-        yield settings.DATABASE_URL
-        return
-    from mana_credits.db.embedded import EmbeddedPostgres, database_url, ensure_database
-
-    server = EmbeddedPostgres(settings.MANA_CREDITS_DATA_DIR / "pg")
-    console.print(f"[dim]starting embedded PostgreSQL in {server.pgdata}[/dim]", soft_wrap=True)
-    admin_url = server.start()
-    try:
-        asyncio.run(ensure_database(admin_url, EMBEDDED_DATABASE))
-        yield database_url(admin_url, EMBEDDED_DATABASE)
-    finally:
-        server.stop()
+app.add_typer(payments_cli.app, name="packages", help="List, add and deactivate credit packages.")
+app.add_typer(gifts_cli.app, name="gifts", help="Gift operator commands (expiry sweep).")
+app.add_typer(sync_cli.app, name="billing", help="Cloud-sync billing (run renewals now).")
 
 
 def _migrate(url: str) -> None:
@@ -188,13 +171,6 @@ async def _audit(url: str) -> list[tuple[str, list[str]]]:
 
 
 def main() -> None:
-    from mana_credits.gifts import cli as gifts_cli
-    from mana_credits.payments import cli as payments_cli
-    from mana_credits.sync_billing import cli as sync_cli
-
-    app.add_typer(payments_cli.app, name="packages", help="List, add and deactivate credit packages.")
-    app.add_typer(gifts_cli.app, name="gifts", help="Gift operator commands (expiry sweep).")
-    app.add_typer(sync_cli.app, name="billing", help="Cloud-sync billing (run renewals now).")
     app()
 
 

@@ -7,21 +7,18 @@ import sys
 from datetime import UTC, datetime
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 
 from mana_credits.config import Settings
 from mana_credits.gifts.schemas import SweepResult
+from mana_credits.kit.cli import console, database
 
 app = typer.Typer(no_args_is_help=True)
-console = Console(stderr=True)
 
 
 @app.command()
 def expire(batch: int = typer.Option(200, min=1, max=10_000, help="gifts per transaction")) -> None:
     """Refund every expired, unredeemed gift to its creator now (safe beside running servers)."""
-    from mana_credits.cli import database
-
     with database(Settings()) as url:
         result = asyncio.run(_expire(url, batch))
     console.print(

@@ -2,38 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from mana_credits.config import Settings
-from mana_credits.db.pool import Conn
+from mana_credits.kit.cli import with_connection
 from mana_credits.payments import repository
 from mana_credits.payments.models import Package
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
-
-T = TypeVar("T")
-
-
-def _run(action: Callable[[Conn], Awaitable[T]]) -> T:
-    from mana_credits.cli import database
-    from mana_credits.db.pool import connect
-
-    async def run(url: str) -> T:
-        conn = await connect(url)
-        try:
-            return await action(conn)
-        finally:
-            await conn.close()
-
-    with database(Settings()) as url:
-        return asyncio.run(run(url))
 
 
 def _euros(cents: int) -> str:
@@ -45,7 +23,7 @@ def list_packages(
     all_: bool = typer.Option(False, "--all", help="also show deactivated packages"),
 ) -> None:
     """Show the packages users can buy (with --all, the deactivated ones too)."""
-    packages = _run(repository.all_packages if all_ else repository.active_packages)
+    packages = with_connection(repository.all_packages if all_ else repository.active_packages)
     table = Table(title="Credit packages")
     for column in ("id", "name", "credits", "price", "active", "order", "description"):
         table.add_column(column, justify="right" if column in {"credits", "price", "order"} else "left")
@@ -66,7 +44,7 @@ def add(
     sort_order: int = typer.Option(0, help="position in the list (ascending)"),
 ) -> None:
     """Add a package (active at once)."""
-    package: Package | None = _run(
+    package: Package | None = with_connection(
         lambda conn: repository.add_package(
             conn, name=name, credits=credits, price_euro_cents=price, description=description,
             sort_order=sort_order,
@@ -83,7 +61,7 @@ def add(
 @app.command()
 def deactivate(name_or_id: str = typer.Argument(..., help="the package's name or id")) -> None:
     """Stop offering a package; past purchases keep their price and credits."""
-    package = _run(lambda conn: repository.deactivate_package(conn, name_or_id))
+    package = with_connection(lambda conn: repository.deactivate_package(conn, name_or_id))
     if package is None:
         console.print(f"[red]no package {name_or_id!r}[/red]")
         raise typer.Exit(1)

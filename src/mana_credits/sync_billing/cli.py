@@ -12,9 +12,9 @@ import httpx
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mana_credits.cli import console, database
 from mana_credits.config import Settings
 from mana_credits.db.pool import create_pool
+from mana_credits.kit.cli import console, database
 from mana_credits.kit.clock import Clock
 from mana_credits.notifications.service import DeliveryResult, Notifier
 from mana_credits.sync_billing import repository, service

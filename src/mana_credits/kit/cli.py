@@ -1,0 +1,55 @@
+"""What every `mana-credits` command shares: the stderr console, the database to act on, one connection.
+
+It sits below the root `cli.py` and the domains' `cli.py` modules, so neither imports the other's helpers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from rich.console import Console
+
+from mana_credits.config import Settings
+from mana_credits.db.pool import Conn
+
+console = Console(stderr=True)
+
+EMBEDDED_DATABASE = "mana_credits"
+
+T = TypeVar("T")
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """DATABASE_URL, or an embedded PostgreSQL under the data dir for as long as the block runs."""
+    if settings.DATABASE_URL:
+        yield settings.DATABASE_URL
+        return
+    from mana_credits.db.embedded import EmbeddedPostgres, database_url, ensure_database
+
+    server = EmbeddedPostgres(settings.MANA_CREDITS_DATA_DIR / "pg")
+    console.print(f"[dim]starting embedded PostgreSQL in {server.pgdata}[/dim]", soft_wrap=True)
+    admin_url = server.start()
+    try:
+        asyncio.run(ensure_database(admin_url, EMBEDDED_DATABASE))
+        yield database_url(admin_url, EMBEDDED_DATABASE)
+    finally:
+        server.stop()
+
+
+def with_connection(action: Callable[[Conn], Awaitable[T]], settings: Settings | None = None) -> T:
+    """Run `action` on one connection to the command's database and return its result."""
+    from mana_credits.db.pool import connect
+
+    async def run(url: str) -> T:
+        conn = await connect(url)
+        try:
+            return await action(conn)
+        finally:
+            await conn.close()
+
+    with database(settings or Settings()) as url:
+        return asyncio.run(run(url))
