@@ -12,7 +12,7 @@ from rich.progress import Progress
 
 from mana_credits.config import Settings
 from mana_credits.gifts import cli as gifts_cli
-from mana_credits.kit.cli import console, database
+from mana_credits.kit.cli import console, database, refuse
 from mana_credits.payments import cli as payments_cli
 from mana_credits.sync_billing import cli as sync_cli
 
@@ -72,8 +72,7 @@ def serve(
     try:
         settings.check_safe_to_start()
     except RuntimeError as exc:
-        console.print(f"[red]refusing to start:[/red] {exc}", soft_wrap=True)
-        raise typer.Exit(2) from exc
+        refuse(str(exc))
     with database(settings) as url:
         _migrate(url)
         asyncio.run(_seed(url))
@@ -110,6 +109,25 @@ def _print_welcome(settings: Settings) -> None:
     lines.append("Ctrl-C stops the server and the embedded database.\n")
     # Plain print: the commands must stay copyable, never wrapped to the terminal width.
     print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+@app.command()
+def healthcheck(
+    port: int | None = typer.Option(None, help="port of the local server (default: PORT)"),
+    timeout: float = typer.Option(5.0, help="seconds to wait for the answer"),
+) -> None:
+    """Exit 0 when the local server answers /health, else 1 (the container's HEALTHCHECK)."""
+    import urllib.request
+
+    url = f"http://127.0.0.1:{port or Settings().PORT}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            healthy = response.status == 200
+    except OSError as exc:
+        console.print(f"unhealthy: {url}: {exc}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from exc
+    if not healthy:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -13,10 +13,15 @@ DEV_SERVICE_KEY = "dev-service-key"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=True, extra="ignore")
+    # An empty variable means "use the default", as in the old service (`KEY=` in a compose file).
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=True, extra="ignore", env_ignore_empty=True
+    )
 
     PORT: int = 3061
     DATABASE_URL: str | None = None
+    # Optional read replica for read-heavy routes (own balance, history); everything else uses DATABASE_URL.
+    DATABASE_READ_URL: str | None = None
     MANA_AUTH_URL: str = "http://localhost:3001"
     JWT_ISSUER: str | None = None
     JWT_AUDIENCE: str = "mana"
@@ -30,7 +35,8 @@ class Settings(BaseSettings):
     STRIPE_API_BASE: str | None = None
     CORS_ORIGINS: str = "http://localhost:5173,http://localhost:5180"
     MANA_NOTIFY_URL: str = "http://localhost:3040"
-    SYNC_BILLING_INTERVAL_SECONDS: int = Field(default=3600, ge=1)
+    # 0 switches the renewal job off (an external cron calls the internal charge-recurring trigger).
+    SYNC_BILLING_INTERVAL_SECONDS: int = Field(default=3600, ge=0)
     GIFT_CODE_LENGTH: int = Field(default=8, ge=6, le=32)
     MANA_CREDITS_ENV: Literal["production", "development"] = "production"
     # Where the embedded PostgreSQL and the development signing key live.
@@ -38,7 +44,8 @@ class Settings(BaseSettings):
     # Connections per server worker (two workers: ~10 in all, measured best on 2 cores).
     DB_POOL_SIZE: int = Field(default=5, ge=1)
     # Proxies whose X-Forwarded-For names the real client (rate limits per address); comma list or "*".
-    TRUSTED_PROXIES: str = "127.0.0.1"
+    # Unset means 127.0.0.1 (and a warning once when X-Forwarded-For arrives from another peer).
+    TRUSTED_PROXIES: str | None = None
     # Background jobs (renewals, expiry sweeps, outbox) run in each server process unless disabled.
     MANA_CREDITS_SCHEDULER: bool = True
 
@@ -70,15 +77,24 @@ class Settings(BaseSettings):
         return keys
 
     @property
+    def trusted_proxies(self) -> str:
+        return self.TRUSTED_PROXIES or "127.0.0.1"
+
+    @property
     def dev_key_path(self) -> Path:
         return self.MANA_CREDITS_DATA_DIR / "dev-jwt-key.pem"
 
     def check_safe_to_start(self) -> None:
-        """Refuse to run in production with the well-known development service key."""
+        """Refuse a configuration that would run but misbehave; the message is one line for the log."""
+        if self.STRIPE_WEBHOOK_SECRET and not self.STRIPE_SECRET_KEY:
+            raise RuntimeError(
+                "STRIPE_WEBHOOK_SECRET is set without STRIPE_SECRET_KEY: webhooks would be accepted but "
+                "purchases cannot be made; set both or neither"
+            )
         if self.is_development:
             return
         if self.MANA_SERVICE_KEY == DEV_SERVICE_KEY or DEV_SERVICE_KEY in self.service_keys:
             raise RuntimeError(
-                "MANA_SERVICE_KEY is the well-known 'dev-service-key'; set a secret key "
+                "MANA_SERVICE_KEY is unset, empty or the well-known 'dev-service-key'; set a secret key "
                 "or MANA_CREDITS_ENV=development"
             )

@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
+import typer
 from rich.console import Console
 
 from mana_credits.config import Settings
@@ -18,6 +19,7 @@ from mana_credits.db.pool import Conn
 console = Console(stderr=True)
 
 EMBEDDED_DATABASE = "mana_credits"
+PROBE_TIMEOUT_SECONDS = 10
 
 T = TypeVar("T")
 
@@ -26,6 +28,7 @@ T = TypeVar("T")
 def database(settings: Settings) -> Iterator[str]:
     """DATABASE_URL, or an embedded PostgreSQL under the data dir for as long as the block runs."""
     if settings.DATABASE_URL:
+        asyncio.run(_probe(settings.DATABASE_URL))
         yield settings.DATABASE_URL
         return
     from mana_credits.db.embedded import EmbeddedPostgres, database_url, ensure_database
@@ -38,6 +41,23 @@ def database(settings: Settings) -> Iterator[str]:
         yield database_url(admin_url, EMBEDDED_DATABASE)
     finally:
         server.stop()
+
+
+def refuse(reason: str) -> NoReturn:
+    """Stop the command with one clear line (exit code 2: configuration, not a failed operation)."""
+    console.print(f"[red]refusing to start:[/red] {reason}", soft_wrap=True, highlight=False)
+    raise typer.Exit(2)
+
+
+async def _probe(url: str) -> None:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(url, timeout=PROBE_TIMEOUT_SECONDS)
+    except Exception as exc:  # any failure here is the same operator problem: say which, in one line
+        detail = " ".join(str(exc).split()) or "no answer"
+        refuse(f"DATABASE_URL cannot be reached ({type(exc).__name__}: {detail})")
+    await conn.close()
 
 
 def with_connection(action: Callable[[Conn], Awaitable[T]], settings: Settings | None = None) -> T:

@@ -7,6 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
+from mana_credits.db import locks
 from mana_credits.db.pool import Conn
 from mana_credits.payments.models import Package, Purchase
 
@@ -92,7 +93,7 @@ async def seed_default_packages(conn: Conn) -> int:
 
 async def lock_customer(conn: Conn, user_id: str) -> str | None:
     """Serialize get-or-create per user (released at commit), then read the stored customer."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('stripe_customer:' || $1, 0))", user_id)
+    await locks.xact_lock(conn, "stripe_customer", user_id)
     customer: str | None = await conn.fetchval(
         "SELECT stripe_customer_id FROM credits.stripe_customers WHERE user_id = $1", user_id
     )
@@ -251,7 +252,7 @@ async def lower_disputed(conn: Conn, purchase_id: UUID, amount: int) -> asyncpg.
 
 async def lock_payment_intent(conn: Conn, payment_intent_id: str) -> None:
     """Serialize everything that matches money to one PaymentIntent (a payment and its refunds)."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", payment_intent_id)
+    await locks.xact_lock(conn, "payment_intent", payment_intent_id)
 
 
 async def remember_unmatched_return(conn: Conn, payment_intent_id: str, refunded: int, disputed: int) -> None:

@@ -7,25 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import TYPE_CHECKING
 
-import httpx
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mana_credits.config import Settings
-from mana_credits.db.pool import create_pool
 from mana_credits.kit.cli import console, database
-from mana_credits.kit.clock import Clock
-from mana_credits.notifications.service import DeliveryResult, Notifier
-from mana_credits.sync_billing import repository, service
-from mana_credits.sync_billing.schemas import RenewalResult
+
+if TYPE_CHECKING:  # the service imports the web framework: load it only when a command runs
+    from mana_credits.notifications.service import DeliveryResult
+    from mana_credits.sync_billing.schemas import RenewalResult
 
 app = typer.Typer(no_args_is_help=True)
 
 
 @app.command()
 def run(
-    batch: int = typer.Option(service.BATCH, min=1, max=10_000, help="subscriptions per transaction"),
+    batch: int = typer.Option(500, min=1, max=10_000, help="subscriptions per transaction"),
     notify: bool = typer.Option(True, help="deliver queued emails to mana-notify afterwards"),
 ) -> None:
     """Renew every due subscription (pausing those without enough credits)."""
@@ -48,6 +47,13 @@ def run(
 async def _run(
     settings: Settings, url: str, *, batch: int, notify: bool
 ) -> tuple[RenewalResult, DeliveryResult | None]:
+    import httpx
+
+    from mana_credits.db.pool import create_pool
+    from mana_credits.kit.clock import Clock
+    from mana_credits.notifications.service import Notifier
+    from mana_credits.sync_billing import repository, service
+
     clock = Clock()
     pool = await create_pool(url, size=2)
     try:

@@ -1,5 +1,6 @@
 """Background jobs of this domain (see kit.jobs): renew due subscriptions every
-SYNC_BILLING_INTERVAL_SECONDS. Replicas may all run it; claims keep each period charged once."""
+SYNC_BILLING_INTERVAL_SECONDS. Replicas may all run it; claims keep each period charged once.
+0 switches it off where an external cron calls POST /internal/sync/charge-recurring instead."""
 
 from __future__ import annotations
 
@@ -15,4 +16,5 @@ def jobs(ctx: AppContext) -> list[Job]:
             ctx.pool, ctx.clock.now(), resume=service.resume_url(ctx.settings.WEB_APP_URL)
         )
 
-    return [Job("sync-renewal", ctx.settings.SYNC_BILLING_INTERVAL_SECONDS, renew)]
+    interval = ctx.settings.SYNC_BILLING_INTERVAL_SECONDS
+    return [Job("sync-renewal", interval, renew)] if interval > 0 else []

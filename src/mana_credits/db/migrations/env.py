@@ -6,8 +6,11 @@ import asyncio
 
 import asyncpg
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from mana_credits.db import locks
 
 url = context.config.attributes.get("database_url") or context.config.get_main_option("sqlalchemy.url")
 
@@ -21,6 +24,9 @@ def _run(connection: Connection) -> None:
         transaction_per_migration=True,
     )
     with context.begin_transaction():
+        # Replicas starting together each migrate: the first runs the migrations, the others wait here,
+        # then find the schema at head and do nothing (the lock ends with this one transaction).
+        connection.execute(text(locks.xact_lock_sql(":key")), {"key": locks.MIGRATE})
         context.run_migrations()
 
 
