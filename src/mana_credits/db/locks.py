@@ -1,4 +1,4 @@
-"""Transaction-scoped advisory locks, all keyed the same way: a 64-bit hash of a namespaced text key.
+"""Advisory locks, all keyed the same way: a 64-bit hash of a namespaced text key.
 
 One scheme everywhere (`hashtextextended(key, 0)`), so two kinds of lock never collide by mixing a 32-bit
 and a 64-bit hash; the namespace prefix keeps kinds apart.
@@ -11,11 +11,16 @@ from mana_credits.db.pool import Conn
 MIGRATE = "mana-credits:migrate"
 
 
-def xact_lock_sql(param: str) -> str:
-    """The statement that waits for the lock on text key `param` (a placeholder like `$1` or `:key`)."""
-    return f"SELECT pg_advisory_xact_lock(hashtextextended({param}, 0))"
+def key_sql(param: str) -> str:
+    """The lock key of text `param` (a placeholder like `$1`)."""
+    return f"hashtextextended({param}, 0)"
 
 
 async def xact_lock(conn: Conn, kind: str, key: str) -> None:
     """Wait for the lock on `kind:key`; it is released when the transaction ends."""
-    await conn.execute(xact_lock_sql("$1"), f"{kind}:{key}")
+    await conn.execute(f"SELECT pg_advisory_xact_lock({key_sql('$1')})", f"{kind}:{key}")
+
+
+async def session_lock(conn: Conn, key: str) -> None:
+    """Wait for the lock on `key`; it is held until unlocked or the connection closes."""
+    await conn.execute(f"SELECT pg_advisory_lock({key_sql('$1')})", key)

@@ -6,7 +6,6 @@ import asyncio
 
 import asyncpg
 from alembic import context
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -24,18 +23,23 @@ def _run(connection: Connection) -> None:
         transaction_per_migration=True,
     )
     with context.begin_transaction():
-        # Replicas starting together each migrate: the first runs the migrations, the others wait here,
-        # then find the schema at head and do nothing (the lock ends with this one transaction).
-        connection.execute(text(locks.xact_lock_sql(":key")), {"key": locks.MIGRATE})
         context.run_migrations()
 
 
 async def _main() -> None:
-    # asyncpg parses every DATABASE_URL form the old service accepted, Unix sockets included.
-    engine = create_async_engine("postgresql+asyncpg://", async_creator=lambda: asyncpg.connect(url))
-    async with engine.connect() as conn:
-        await conn.run_sync(_run)
-    await engine.dispose()
+    # Replicas starting together each migrate: the first holds this lock (on a connection of its own, so
+    # it spans every migration's transaction) while it migrates; the others wait, then find the schema
+    # at head and do nothing. Closing the connection releases the lock.
+    lock = await asyncpg.connect(url)
+    try:
+        await locks.session_lock(lock, locks.MIGRATE)
+        # asyncpg parses every DATABASE_URL form the old service accepted, Unix sockets included.
+        engine = create_async_engine("postgresql+asyncpg://", async_creator=lambda: asyncpg.connect(url))
+        async with engine.connect() as conn:
+            await conn.run_sync(_run)
+        await engine.dispose()
+    finally:
+        await lock.close()
 
 
 asyncio.run(_main())
