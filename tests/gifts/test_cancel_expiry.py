@@ -29,7 +29,7 @@ async def test_cancel_refunds_the_creator(gifts: Gifts, ctx: AppContext, db: asy
     assert [(r["type"], r["amount"]) for r in await ledger_rows(db, creator.id)] == [
         ("grant", 200),
         ("gift", -80),
-        ("gift", 80),
+        ("refund", 80),
     ]
     again = await gifts.client.delete(f"/api/v1/gifts/{gift['id']}", headers=creator.headers)
     assert again.status_code == 409 and again.json()["message"] == "This gift is already cancelled"

@@ -59,6 +59,7 @@ async def create_gift(
     ctx: AppContext, user: AuthUser, data: CreateGift, request: Request[Any, Any, Any]
 ) -> Response[Gift]:
     key = idempotency.key_from(request, data.idempotency_key)
+    await ratelimit.admit_write(ctx.pool, user.id, ctx.clock.now())
 
     async def work(conn: Any) -> tuple[int, Any]:
         gift = await service.create(
@@ -135,6 +136,7 @@ async def cancel_gift(
 ) -> Response[CancelResult]:
     parsed = parse_uuid(gift_id, "id")
     key = idempotency.key_from(request)
+    await ratelimit.admit_write(ctx.pool, user.id, ctx.clock.now())
 
     async def work(conn: Any) -> tuple[int, Any]:
         return 200, await service.cancel(conn, gift_id=parsed, user=user, now=ctx.clock.now())

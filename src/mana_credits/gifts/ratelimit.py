@@ -1,5 +1,7 @@
 """Brute-force guard for gift codes: at most LIMIT unknown-code guesses per WINDOW, per user and per IP.
 
+Gift creations and cancellations are limited per user the same way (WRITE_LIMIT).
+
 Attempts live in the database (an UNLOGGED table: losing them on a crash is harmless), so every replica
 sees the same counts. Each attempt is recorded *before* the code is looked at and counted together with
 the attempts still in flight, so a burst of parallel guesses cannot slip past the limit; the record is
@@ -18,6 +20,8 @@ from mana_credits.kit.errors import TooManyRequests
 
 LIMIT = 10
 WINDOW = timedelta(minutes=1)
+# Gift creations and cancellations per user and WINDOW (each moves money and writes rows).
+WRITE_LIMIT = 30
 
 
 def subjects(*, ip: str | None, user_id: str | None = None) -> list[str]:
@@ -25,8 +29,15 @@ def subjects(*, ip: str | None, user_id: str | None = None) -> list[str]:
     return [*found, f"user:{user_id}"] if user_id else found
 
 
-async def admit(pool: asyncpg.Pool, who: list[str], now: datetime) -> list[int]:
-    """Record an attempt for each subject; raise TooManyRequests (recording nothing) when over the limit.
+async def admit(
+    pool: asyncpg.Pool,
+    who: list[str],
+    now: datetime,
+    *,
+    limit: int = LIMIT,
+    message: str = "Too many failed gift code attempts; try again later",
+) -> list[int]:
+    """Record an attempt for each subject; raise TooManyRequests (recording nothing) when over `limit`.
 
     Returns the attempt ids: pass them to `forgive` unless the attempt was a failed guess.
     """
@@ -48,24 +59,32 @@ async def admit(pool: asyncpg.Pool, who: list[str], now: datetime) -> list[int]:
             "GROUP BY subject HAVING count(*) > $3",
             who,
             now - WINDOW,
-            LIMIT,
+            limit,
         )
         if not over:
             return ids
         await conn.execute("DELETE FROM gifts.guess_attempts WHERE id = ANY($1)", ids)
-        # Free again when the LIMIT-th newest attempt leaves the window.
+        # Free again when the limit-th newest attempt leaves the window.
         waits = [
             await conn.fetchval(
                 "SELECT at FROM gifts.guess_attempts WHERE subject = $1 AND at > $2 "
                 "ORDER BY at DESC OFFSET $3 LIMIT 1",
                 row["subject"],
                 now - WINDOW,
-                LIMIT - 1,
+                limit - 1,
             )
             for row in over
         ]
     retry = max(((at + WINDOW - now).total_seconds() for at in waits if at is not None), default=1.0)
-    raise TooManyRequests("Too many failed gift code attempts; try again later", retry_after=_whole(retry))
+    raise TooManyRequests(message, retry_after=_whole(retry))
+
+
+async def admit_write(pool: asyncpg.Pool, user_id: str, now: datetime) -> None:
+    """Count a gift creation or cancellation against the user's WRITE_LIMIT (429 past it)."""
+    await admit(
+        pool, [f"write:{user_id}"], now, limit=WRITE_LIMIT,
+        message="Too many gift creations or cancellations; try again later",
+    )  # fmt: skip
 
 
 async def forgive(pool: asyncpg.Pool, ids: list[int]) -> None:

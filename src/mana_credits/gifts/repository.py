@@ -110,23 +110,24 @@ async def claim_cancel(conn: Conn, gift_id: UUID, creator_id: str, now: datetime
     )
 
 
-async def claim_expired(conn: Conn, now: datetime, limit: int) -> list[asyncpg.Record]:
-    """Mark up to `limit` expired active gifts `expired`; rows another sweep holds are skipped."""
+async def lock_expired(conn: Conn, now: datetime, limit: int) -> list[asyncpg.Record]:
+    """Lock up to `limit` expired active gifts, oldest first; rows another sweep holds are skipped."""
     return await conn.fetch(
         """
-        WITH due AS (
-          SELECT id FROM gifts.gift_codes
-          WHERE status = 'active' AND expires_at <= $1
-          ORDER BY expires_at
-          LIMIT $2
-          FOR UPDATE SKIP LOCKED
-        )
-        UPDATE gifts.gift_codes g SET status = 'expired', updated_at = now()
-        FROM due WHERE g.id = due.id AND g.status = 'active'
-        RETURNING g.*
+        SELECT * FROM gifts.gift_codes
+        WHERE status = 'active' AND expires_at <= $1
+        ORDER BY expires_at
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
         """,
         now,
         limit,
+    )
+
+
+async def mark_expired(conn: Conn, gift_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE gifts.gift_codes SET status = 'expired', updated_at = now() WHERE id = $1", gift_id
     )
 
 

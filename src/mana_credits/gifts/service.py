@@ -4,6 +4,7 @@ its ledger row commit together or not at all.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
@@ -36,6 +37,8 @@ from mana_credits.gifts.schemas import (
 )
 from mana_credits.kit.errors import CreditsError, ValidationFailed
 from mana_credits.ledger.models import TxType
+
+log = logging.getLogger(__name__)
 
 APP_ID = "gifts"
 # With 32^8 codes a collision is rare; a few fresh draws make a failure practically impossible.
@@ -184,7 +187,7 @@ _NOT_CANCELLABLE = {
 
 
 async def cancel(conn: Conn, *, gift_id: UUID, user: AuthUser, now: datetime) -> CancelResult:
-    """Cancel the creator's active gift and give the credits back (ledger `gift`, positive)."""
+    """Cancel the creator's active gift and give the credits back (ledger `refund`)."""
     gift = await repository.claim_cancel(conn, gift_id, user.id, now)
     if gift is None:
         current = await repository.get_by_id(conn, gift_id)
@@ -193,24 +196,37 @@ async def cancel(conn: Conn, *, gift_id: UUID, user: AuthUser, now: datetime) ->
             raise GiftNotFound()
         status = effective_status(current, now)
         raise GiftNotCancellable(_NOT_CANCELLABLE.get(status), details={"status": status.value})
+    # A refund, as in the old service: a create/cancel cycle moves neither total.
     await ledger.credit(
-        conn, user.id, gift["total_credits"], type=TxType.GIFT, app_id=APP_ID,
+        conn, user.id, gift["total_credits"], type=TxType.REFUND, app_id=APP_ID,
         description="Gift cancelled: credits returned",
         metadata={"giftCodeId": str(gift["id"]), "code": gift["code"]},
     )  # fmt: skip
     return CancelResult(success=True, refunded_credits=gift["total_credits"])
 
 
-async def expire_batch(conn: Conn, now: datetime, limit: int = SWEEP_BATCH) -> list[asyncpg.Record]:
-    """Claim up to `limit` expired active gifts and refund each creator (ledger `expiry`), in the caller's
-    transaction. A concurrent sweep skips the rows this one holds, so each gift is refunded once.
+async def expire_batch(
+    conn: Conn, now: datetime, limit: int = SWEEP_BATCH
+) -> tuple[int, list[asyncpg.Record]]:
+    """Lock up to `limit` expired active gifts and refund each creator (ledger `expiry`), each gift in its
+    own savepoint: a gift whose refund fails (a damaged account) stays active for a later sweep instead of
+    failing everybody's. A concurrent sweep skips the rows this one holds, so each gift is refunded once.
+    Returns how many were claimed and the gifts that expired.
     """
-    gifts = await repository.claim_expired(conn, now, limit)
+    due = await repository.lock_expired(conn, now, limit)
+    expired = []
     # Balances are locked in one global order (creator id), so concurrent sweeps cannot deadlock.
-    for gift in sorted(gifts, key=lambda gift: (gift["creator_id"], gift["id"])):
-        await ledger.credit(
-            conn, gift["creator_id"], gift["total_credits"], type=TxType.EXPIRY, app_id=APP_ID,
-            description="Gift expired: credits returned",
-            metadata={"giftCodeId": str(gift["id"]), "code": gift["code"]},
-        )  # fmt: skip
-    return gifts
+    for gift in sorted(due, key=lambda gift: (gift["creator_id"], gift["id"])):
+        try:
+            async with conn.transaction():
+                await repository.mark_expired(conn, gift["id"])
+                await ledger.credit(
+                    conn, gift["creator_id"], gift["total_credits"], type=TxType.EXPIRY, app_id=APP_ID,
+                    description="Gift expired: credits returned",
+                    metadata={"giftCodeId": str(gift["id"]), "code": gift["code"]},
+                )  # fmt: skip
+        except asyncpg.PostgresError:
+            log.exception("could not refund expired gift %s; leaving it for a later sweep", gift["id"])
+            continue
+        expired.append(gift)
+    return len(due), expired

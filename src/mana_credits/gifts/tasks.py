@@ -32,12 +32,13 @@ async def sweep(
     expired = refunded = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():
-            gifts = await service.expire_batch(conn, now, batch)
+            claimed, gifts = await service.expire_batch(conn, now, batch)
         expired += len(gifts)
         refunded += sum(gift["total_credits"] for gift in gifts)
         if on_batch is not None:
             on_batch(len(gifts))
-        if len(gifts) < batch:
+        # A full batch of gifts that all failed would come back forever: leave them for the next run.
+        if claimed < batch or not gifts:
             break
     await ratelimit.prune(pool, now)
     return SweepResult(expired=expired, refunded_credits=refunded)

@@ -1,8 +1,8 @@
 """The ledger invariant (SPEC §4), checkable at any time, per batch of users:
 
 balance + reserved = Σ amount of completed transactions
-total_earned       = Σ positive amounts except refunds, minus reversals
-total_spent        = −Σ negative amounts except reversals, minus refunds
+total_earned       = Σ positive amounts except refunds and expiries, minus reversals
+total_spent        = −Σ negative amounts except reversals, minus refunds and expiries
 reserved           = Σ open holds
 """
 
@@ -22,9 +22,9 @@ WITH users AS (
 ), ledger AS (
   SELECT t.user_id,
          SUM(t.amount) AS total,
-         SUM(CASE WHEN t.type = 'reversal' THEN t.amount WHEN t.type = 'refund' THEN 0
+         SUM(CASE WHEN t.type = 'reversal' THEN t.amount WHEN t.type IN ('refund', 'expiry') THEN 0
                   ELSE GREATEST(t.amount, 0) END) AS earned,
-         SUM(CASE WHEN t.type = 'refund' THEN -t.amount WHEN t.type = 'reversal' THEN 0
+         SUM(CASE WHEN t.type IN ('refund', 'expiry') THEN -t.amount WHEN t.type = 'reversal' THEN 0
                   ELSE GREATEST(-t.amount, 0) END) AS spent
   FROM credits.transactions t JOIN users u USING (user_id)
   WHERE t.status = 'completed'

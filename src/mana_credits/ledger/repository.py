@@ -1,8 +1,9 @@
 """Ledger SQL. Each money move is one statement: the balance row and its transaction row change together.
 
 Totals: `total_earned` grows with purchases, gifts received and grants and shrinks with reversals;
-`total_spent` grows with usage and gifts given and shrinks with refunds. So `total_earned - total_spent`
-always equals the ledger sum, and a refund no longer inflates `total_earned` as it did in the old service.
+`total_spent` grows with usage and gifts given and shrinks with refunds (a cancelled gift is one) and
+returned expired gifts. So `total_earned - total_spent` always equals the ledger sum, and a refund no
+longer inflates `total_earned` as it did in the old service.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import asyncpg
 from mana_credits.db.pool import Conn
 from mana_credits.kit.errors import InsufficientCredits
 from mana_credits.ledger.models import Balance, Entry, Transaction, TxType
+
+# Positive rows that give back what was spent rather than earn anything (audit.py counts them the same way).
+RETURNS = (TxType.REFUND, TxType.EXPIRY)
 
 
 def _tx_insert(amount: str, first: int) -> str:
@@ -151,9 +155,10 @@ async def credit(
     metadata: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
 ) -> Entry:
-    """Add `amount` (> 0). A refund lowers `total_spent`; everything else raises `total_earned`."""
+    """Add `amount` (> 0). A refund or an expired gift's return lowers `total_spent` (it undoes a spend);
+    everything else raises `total_earned`."""
     assert amount > 0
-    earned, spent = (0, -amount) if type is TxType.REFUND else (amount, 0)
+    earned, spent = (0, -amount) if type in RETURNS else (amount, 0)
     return await _apply(
         conn, user_id, amount, earned, spent, type=type, app_id=app_id, description=description,
         metadata=metadata, idempotency_key=idempotency_key,
