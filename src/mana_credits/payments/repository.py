@@ -220,31 +220,59 @@ async def mark_failed(conn: Conn, purchase_id: UUID) -> bool:
     return status.endswith(" 1")
 
 
-async def record_returned_money(
-    conn: Conn, purchase_id: UUID, refunded: int, disputed: int
-) -> asyncpg.Record:
-    """Raise the refunded/disputed totals (never lower them) and lock the row for the reversal."""
+# A dispute takes the money while it is a chargeback (not an inquiry: `warning_*`) and not won; a refund
+# gives nothing back once it failed or was cancelled.
+DISPUTE_TAKES = ["needs_response", "under_review", "lost"]
+REFUND_UNDONE = ["failed", "canceled"]
+# Later stages outrank earlier ones: a stale event never moves a dispute or refund back.
+_STAGE = {
+    "warning_needs_response": 1, "warning_under_review": 1, "needs_response": 2, "under_review": 2,
+    "won": 3, "lost": 3, "warning_closed": 3, "prevented": 3,
+    "pending": 1, "requires_action": 1, "succeeded": 2, "failed": 3, "canceled": 3,
+}  # fmt: skip
+
+
+def _stage(column: str) -> str:
+    cases = " ".join(f"WHEN '{status}' THEN {stage}" for status, stage in _STAGE.items())
+    return f"(CASE {column} {cases} ELSE 0 END)"
+
+
+async def record_return(
+    conn: Conn, *, return_id: str, kind: str, payment_intent_id: str, amount: int, status: str
+) -> None:
+    """Store a dispute's or refund's status unless what is stored is a later stage."""
+    await conn.execute(
+        f"""
+        INSERT INTO credits.stripe_returns AS cur (id, kind, payment_intent_id, amount, status)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (id) DO UPDATE SET amount = EXCLUDED.amount, status = EXCLUDED.status, updated_at = now()
+        WHERE {_stage("EXCLUDED.status")} >= {_stage("cur.status")}
+        """,
+        return_id, kind, payment_intent_id, amount, status,
+    )  # fmt: skip
+
+
+async def record_returned_money(conn: Conn, purchase_id: UUID, refunded: int) -> asyncpg.Record:
+    """Raise the refunded total (never lower it), recount the disputed money from the disputes' states,
+    and lock the row for the reversal. `refund_failed` is what failed refunds gave back."""
     row = await conn.fetchrow(
         """
+        WITH r AS (
+          SELECT
+            COALESCE(SUM(r.amount) FILTER (WHERE r.kind = 'dispute' AND r.status = ANY($3)), 0) AS disputed,
+            COALESCE(SUM(r.amount) FILTER (WHERE r.kind = 'refund' AND r.status = ANY($4)), 0) AS failed
+          FROM credits.purchases p
+          JOIN credits.stripe_returns r ON r.payment_intent_id = p.stripe_payment_intent_id
+          WHERE p.id = $1
+        )
         UPDATE credits.purchases
-        SET amount_refunded = GREATEST(amount_refunded, $2), amount_disputed = GREATEST(amount_disputed, $3)
-        WHERE id = $1 RETURNING *
+        SET amount_refunded = GREATEST(amount_refunded, $2), amount_disputed = r.disputed
+        FROM r WHERE id = $1 RETURNING credits.purchases.*, r.failed AS refund_failed
         """,
         purchase_id,
         refunded,
-        disputed,
-    )
-    assert row is not None
-    return row
-
-
-async def lower_disputed(conn: Conn, purchase_id: UUID, amount: int) -> asyncpg.Record:
-    """A dispute was won: that much disputed money is back with us. Locks the row for the reversal."""
-    row = await conn.fetchrow(
-        "UPDATE credits.purchases SET amount_disputed = GREATEST(amount_disputed - $2, 0) "
-        "WHERE id = $1 RETURNING *",
-        purchase_id,
-        amount,
+        DISPUTE_TAKES,
+        REFUND_UNDONE,
     )
     assert row is not None
     return row
@@ -255,30 +283,28 @@ async def lock_payment_intent(conn: Conn, payment_intent_id: str) -> None:
     await locks.xact_lock(conn, "payment_intent", payment_intent_id)
 
 
-async def remember_unmatched_return(conn: Conn, payment_intent_id: str, refunded: int, disputed: int) -> None:
+async def remember_unmatched_return(conn: Conn, payment_intent_id: str, refunded: int) -> None:
+    """A refund announced before its PaymentIntent was matched to a purchase (disputes wait in
+    stripe_returns, keyed by the PaymentIntent)."""
     await conn.execute(
         """
-        INSERT INTO credits.stripe_unmatched_returns (payment_intent_id, amount_refunded, amount_disputed)
-        VALUES ($1, $2, $3)
+        INSERT INTO credits.stripe_unmatched_returns (payment_intent_id, amount_refunded) VALUES ($1, $2)
         ON CONFLICT (payment_intent_id) DO UPDATE
         SET amount_refunded = GREATEST(stripe_unmatched_returns.amount_refunded, EXCLUDED.amount_refunded),
-            amount_disputed = GREATEST(stripe_unmatched_returns.amount_disputed, EXCLUDED.amount_disputed),
             updated_at = now()
         """,
         payment_intent_id,
         refunded,
-        disputed,
     )
 
 
-async def take_unmatched_return(conn: Conn, payment_intent_id: str) -> tuple[int, int]:
-    """(refunded, disputed) announced before the PaymentIntent was matched to a purchase; forgotten here."""
-    row = await conn.fetchrow(
-        "DELETE FROM credits.stripe_unmatched_returns WHERE payment_intent_id = $1 "
-        "RETURNING amount_refunded, amount_disputed",
+async def take_unmatched_return(conn: Conn, payment_intent_id: str) -> int:
+    """The refunded amount announced before the PaymentIntent was matched to a purchase; forgotten here."""
+    refunded = await conn.fetchval(
+        "DELETE FROM credits.stripe_unmatched_returns WHERE payment_intent_id = $1 RETURNING amount_refunded",
         payment_intent_id,
     )
-    return (row["amount_refunded"], row["amount_disputed"]) if row else (0, 0)
+    return int(refunded or 0)
 
 
 async def set_credits_reversed(conn: Conn, purchase_id: UUID, credits_reversed: int) -> None:

@@ -119,8 +119,8 @@ async def credit(
     # Money returned before the payment was recorded (on the purchase, or still unmatched for a Checkout
     # purchase's PaymentIntent): take its credits back now.
     intent = claimed["stripe_payment_intent_id"]
-    refunded, disputed = await repository.take_unmatched_return(conn, intent) if intent else (0, 0)
-    await take_back_returned(conn, claimed["id"], refunded=refunded, disputed=disputed, event_id=event_id)
+    refunded = await repository.take_unmatched_return(conn, intent) if intent else 0
+    await take_back_returned(conn, claimed["id"], refunded=refunded, event_id=event_id)
     return True
 
 
@@ -130,18 +130,11 @@ async def fail(conn: Conn, purchase: asyncpg.Record, event_id: str) -> bool:
     return failed
 
 
-async def take_back_returned(
-    conn: Conn, purchase_id: Any, *, refunded: int, disputed: int, event_id: str
-) -> int:
-    """Reverse the credits for the money returned so far (refunds + disputes, proportionally, rounded
-    down); only the part not reversed yet moves, so repeated and growing refunds take just the delta."""
-    row = await repository.record_returned_money(conn, purchase_id, refunded, disputed)
-    return await _reconcile(conn, row, event_id)
-
-
-async def restore_won_dispute(conn: Conn, purchase_id: Any, *, amount: int, event_id: str) -> int:
-    """A dispute closed in our favour: Stripe reinstated the money, so the credits come back."""
-    row = await repository.lower_disputed(conn, purchase_id, amount)
+async def take_back_returned(conn: Conn, purchase_id: Any, *, refunded: int = 0, event_id: str) -> int:
+    """Make the reversed credits match the money returned now: refunds (less the failed ones) and
+    disputes that are chargebacks, proportionally, rounded down. Only the difference moves, so repeated
+    events change nothing and a won dispute or a failed refund gives the credits back."""
+    row = await repository.record_returned_money(conn, purchase_id, refunded)
     return await _reconcile(conn, row, event_id)
 
 
@@ -152,7 +145,8 @@ async def _reconcile(conn: Conn, row: asyncpg.Record, event_id: str) -> int:
         return 0
     purchase_id = row["id"]
     price, credits = row["price_euro_cents"], row["credits"]
-    returned = min(price, row["amount_refunded"] + row["amount_disputed"])
+    refunded = max(0, row["amount_refunded"] - row["refund_failed"])
+    returned = min(price, refunded + row["amount_disputed"])
     target = credits * returned // price
     delta: int = target - row["credits_reversed"]
     if delta == 0:
@@ -161,7 +155,7 @@ async def _reconcile(conn: Conn, row: asyncpg.Record, event_id: str) -> int:
     metadata = {
         "purchaseId": str(purchase_id), "paymentIntentId": row["stripe_payment_intent_id"],
         "stripeEventId": event_id, "amountRefunded": row["amount_refunded"],
-        "amountDisputed": row["amount_disputed"],
+        "amountDisputed": row["amount_disputed"], "amountRefundFailed": row["refund_failed"],
     }  # fmt: skip
     if delta > 0:
         await ledger.take_back(
@@ -171,7 +165,7 @@ async def _reconcile(conn: Conn, row: asyncpg.Record, event_id: str) -> int:
     else:
         await ledger.credit(
             conn, row["user_id"], -delta, type=TxType.REVERSAL, app_id=APP_ID, metadata=metadata,
-            description=f"Stripe dispute won: {-delta} purchased credits restored",
+            description=f"Stripe dispute or refund undone: {-delta} purchased credits restored",
         )  # fmt: skip
     log.info("purchase %s: %s credits reversed (event %s)", purchase_id, delta, event_id)
     return delta

@@ -87,11 +87,13 @@ class ChargeObject(msgspec.Struct):
     payment_intent: str | None = None
 
 
-class DisputeObject(msgspec.Struct):
+class ReturnObject(msgspec.Struct):
+    """A dispute or a refund: both carry their PaymentIntent, amount and status."""
+
     id: str
     amount: int
+    status: str
     payment_intent: str | None = None
-    status: str | None = None
 
 
 def decode_event(payload: bytes) -> Event:
@@ -172,42 +174,48 @@ async def _checkout_session(conn: Conn, event: Event, succeeded: bool) -> None:
         )  # fmt: skip
 
 
-async def _returned(
-    conn: Conn, event: Event, payment_intent: str | None, refunded: int, disputed: int
-) -> None:
-    if not payment_intent:
-        log.warning("%s %s: no payment intent to match", event.type, event.id)
-        return
+async def _match(conn: Conn, event: Event, payment_intent: str) -> asyncpg.Record | None:
     await repository.lock_payment_intent(conn, payment_intent)
     purchase = await _purchase(conn, event, {}, payment_intent=payment_intent)
     if purchase is None:
-        # Perhaps a Checkout purchase not paid yet: kept until its payment is matched (service.credit).
+        # Perhaps a Checkout purchase not paid yet: applied when its payment is matched (service.credit).
         log.warning("%s %s: no purchase for payment intent %s yet", event.type, event.id, payment_intent)
-        await repository.remember_unmatched_return(conn, payment_intent, refunded, disputed)
-        return
-    await service.take_back_returned(
-        conn, purchase["id"], refunded=refunded, disputed=disputed, event_id=event.id
-    )
+    return purchase
 
 
 async def _charge_refunded(conn: Conn, event: Event) -> None:
     charge = _object(event, ChargeObject)
-    await _returned(conn, event, charge.payment_intent, refunded=charge.amount_refunded, disputed=0)
+    if not charge.payment_intent:
+        log.warning("%s %s: no payment intent to match", event.type, event.id)
+        return
+    purchase = await _match(conn, event, charge.payment_intent)
+    if purchase is None:
+        await repository.remember_unmatched_return(conn, charge.payment_intent, charge.amount_refunded)
+        return
+    await service.take_back_returned(conn, purchase["id"], refunded=charge.amount_refunded, event_id=event.id)
 
 
-async def _dispute_created(conn: Conn, event: Event) -> None:
-    dispute = _object(event, DisputeObject)
-    await _returned(conn, event, dispute.payment_intent, refunded=0, disputed=dispute.amount)
-
-
-async def _dispute_closed(conn: Conn, event: Event) -> None:
-    dispute = _object(event, DisputeObject)
-    if dispute.status != "won" or not dispute.payment_intent:
-        return  # lost: the credits taken back when it was opened stay taken back
-    await repository.lock_payment_intent(conn, dispute.payment_intent)
-    purchase = await _purchase(conn, event, {}, payment_intent=dispute.payment_intent)
+async def _return_changed(conn: Conn, event: Event, kind: str) -> None:
+    """A dispute or refund changed: store its status, then let the credits follow the new state."""
+    item = _object(event, ReturnObject)
+    if not item.payment_intent:
+        log.warning("%s %s: no payment intent to match", event.type, event.id)
+        return
+    purchase = await _match(conn, event, item.payment_intent)
+    await repository.record_return(
+        conn, return_id=item.id, kind=kind, payment_intent_id=item.payment_intent, amount=item.amount,
+        status=item.status,
+    )  # fmt: skip
     if purchase is not None:
-        await service.restore_won_dispute(conn, purchase["id"], amount=dispute.amount, event_id=event.id)
+        await service.take_back_returned(conn, purchase["id"], event_id=event.id)
+
+
+def _dispute(conn: Conn, event: Event) -> Awaitable[None]:
+    return _return_changed(conn, event, "dispute")
+
+
+def _refund(conn: Conn, event: Event) -> Awaitable[None]:
+    return _return_changed(conn, event, "refund")
 
 
 HANDLERS: dict[str, Callable[[Conn, Event], Awaitable[None]]] = {
@@ -219,8 +227,16 @@ HANDLERS: dict[str, Callable[[Conn, Event], Awaitable[None]]] = {
     "checkout.session.async_payment_failed": lambda conn, event: _checkout_session(conn, event, False),
     "checkout.session.expired": lambda conn, event: _checkout_session(conn, event, False),
     "charge.refunded": _charge_refunded,
-    "charge.dispute.created": _dispute_created,
-    "charge.dispute.closed": _dispute_closed,
+    # Stripe's dispute statuses decide (repository.DISPUTE_TAKES), not which event announced them.
+    "charge.dispute.created": _dispute,
+    "charge.dispute.updated": _dispute,
+    "charge.dispute.closed": _dispute,
+    "charge.dispute.funds_withdrawn": _dispute,
+    "charge.dispute.funds_reinstated": _dispute,
+    "charge.refund.updated": _refund,
+    "refund.created": _refund,
+    "refund.updated": _refund,
+    "refund.failed": _refund,
 }
 
 
