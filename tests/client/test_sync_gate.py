@@ -289,3 +289,42 @@ async def test_websocket_is_refused_for_inactive_users(
     assert accepted == []
     assert await _websocket(middleware, "ida", {}) == [{"type": "websocket.accept"}]
     assert accepted == ["/sync/ws"]
+
+
+@pytest.mark.parametrize("path", ["/wrong-prefix", "/api/v2"])
+async def test_a_wrong_credits_url_is_a_loud_configuration_error(
+    status_stub: tuple[StatusStub, str],
+    checkers: Callable[..., SyncBillingChecker],
+    serve: Serve,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+) -> None:
+    """Every call answered 404 (or anything but the status body) means the URL is wrong, not the user."""
+    _, url = status_stub
+    strict = checkers(url + path)
+    with pytest.raises(SyncGateConfigError) as raised:
+        await strict.is_active("hank")
+    assert raised.value.status == 404
+    assert any(record.levelname == "ERROR" and "MISCONFIGURED" in record.message for record in caplog.records)
+    http = await serve(gated(strict))
+    assert (await _get(http, "/sync/x", "hank")).status_code == 500
+    lenient = checkers(url + path, strict_auth=False)
+    assert await lenient.is_active("hank") is True
+
+
+async def test_a_body_that_is_not_the_status_is_a_configuration_error(
+    serve: Serve, checkers: Callable[..., SyncBillingChecker]
+) -> None:
+    """Something else answers at the URL (a web server's 200 page, a redirect): as loud as a 401."""
+
+    async def not_credits(scope: Scope, receive: Any, send: Any) -> None:
+        status = 302 if scope["path"].endswith("redirect") else 200
+        body = b"<html>welcome</html>"
+        await send({"type": "http.response.start", "status": status, "headers": [(b"location", b"/login")]})
+        await send({"type": "http.response.body", "body": body})
+
+    http = await serve(not_credits)
+    url = str(http.base_url).rstrip("/")
+    for user in ("ivan", "redirect"):
+        with pytest.raises(SyncGateConfigError):
+            await checkers(url).is_active(user)

@@ -2,12 +2,13 @@
 
 - Answers are cached `ttl` seconds (5 minutes) in a bounded LRU; concurrent misses for one user share
   one request.
-- Fail open: when the credits service is unreachable, answers 5xx or an unreadable body, users pass
-  (logged) and, for `fail_open_ttl` seconds, no request is tried at all — an outage costs one timeout,
-  not one per request. Cached answers stay valid meanwhile. Any other refusal (400, 404) concerns that
-  one user: they pass, and that answer is cached for `fail_open_ttl`.
-- 401/403 means our service key is wrong: logged at ERROR and, with `strict_auth` (default), raised as
-  `SyncGateConfigError` so the misconfiguration cannot go unnoticed; otherwise it fails open like an outage.
+- Fail open: when the credits service is unreachable or answers 5xx, users pass (logged) and, for
+  `fail_open_ttl` seconds, no request is tried at all — an outage costs one timeout, not one per request.
+  Cached answers stay valid meanwhile. A 400 `validation_error` concerns that one user id: it passes, and
+  that answer is cached for `fail_open_ttl`.
+- Anything else is a misconfiguration: 401/403 (wrong service key), 404 or any answer that is not the
+  status body (wrong URL). Logged at ERROR and, with `strict_auth` (default), raised as
+  `SyncGateConfigError` so it cannot go unnoticed; otherwise it fails open like an outage.
 """
 
 from __future__ import annotations
@@ -105,26 +106,24 @@ class SyncBillingChecker:
             response = await self._http.get(f"/api/v1/internal/sync/status/{quote(user_id, safe='')}")
         except httpx.HTTPError as exc:
             return self._fail_open(f"unreachable: {exc!r}")
-        if response.status_code in (401, 403):
-            message = f"credits service refused the sync gate's service key ({response.status_code})"
-            log.error("SYNC GATE MISCONFIGURED: %s — check MANA_SERVICE_KEY", message)
-            if self.strict_auth:
-                raise SyncGateConfigError(message, status=response.status_code, code="unauthorized")
-            return self._fail_open(message)
         if response.status_code >= 500:
             return self._fail_open(f"answered {response.status_code}")
-        if response.status_code != 200:
-            log.warning("sync gate letting %r pass: status answered %d", user_id, response.status_code)
+        active = _status_body(response)
+        if response.status_code == 200 and active is not None:
+            self._store(user_id, active, self.ttl)
+            return active
+        if response.status_code == 400 and _is_validation_error(response):
+            # Our service refused this user id: that one user passes, for a short while.
+            log.warning("sync gate letting %r pass: status answered 400", user_id)
             self._store(user_id, True, self.fail_open_ttl)
             return True
-        try:
-            active = response.json()["active"]
-        except (ValueError, KeyError, TypeError):
-            return self._fail_open("answered an unexpected body")
-        if not isinstance(active, bool):
-            return self._fail_open("answered an unexpected body")
-        self._store(user_id, active, self.ttl)
-        return active
+        # 401/403 (wrong key), 404 or a body that is not the status (wrong URL): a misconfiguration.
+        message = f"credits service answered {response.status_code} without a sync status"
+        hint = "MANA_SERVICE_KEY" if response.status_code in (401, 403) else "the credits service URL"
+        log.error("SYNC GATE MISCONFIGURED: %s — check %s", message, hint)
+        if self.strict_auth:
+            raise SyncGateConfigError(message, status=response.status_code, code="misconfigured")
+        return self._fail_open(message)
 
     def _fail_open(self, reason: str) -> bool:
         log.warning("sync gate failing open for %.0fs: credits service %s", self.fail_open_ttl, reason)
@@ -136,6 +135,25 @@ class SyncBillingChecker:
         self._cache.move_to_end(user_id)
         while len(self._cache) > self.max_entries:
             self._cache.popitem(last=False)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _status_body(response: httpx.Response) -> bool | None:
+    """`active` of a status body, or None when the body is not one."""
+    body = _json(response)
+    active = body.get("active") if isinstance(body, dict) else None
+    return active if isinstance(active, bool) else None
+
+
+def _is_validation_error(response: httpx.Response) -> bool:
+    body = _json(response)
+    return isinstance(body, dict) and body.get("code") == "validation_error"
 
 
 class SyncGateMiddleware:
