@@ -4,10 +4,14 @@ an expiry sweep that isolates each gift, and a per-user limit on creating and ca
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import httpx
 
 from mana_credits.context import AppContext
 from mana_credits.gifts import ratelimit, tasks
@@ -15,6 +19,7 @@ from tests.gifts.conftest import Gifts, assert_audit_clean, ledger_rows, make_gi
 from tests.support import Api
 
 INT32_MAX = 2**31 - 1
+FromIp = Callable[[str | None], AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
 async def test_balance_totals_are_bigint(db: asyncpg.Connection) -> None:
@@ -150,3 +155,21 @@ async def test_gift_create_and_cancel_are_rate_limited_per_user(gifts: Gifts, ap
     assert (
         await gifts.client.post("/api/v1/gifts", json={"totalCredits": 1}, headers=other.headers)
     ).status_code == 201
+
+
+async def test_refused_redeems_are_limited_per_user_not_per_ip(
+    gifts: Gifts, api: Api, db: asyncpg.Connection, from_ip: FromIp
+) -> None:
+    creator = await gifts.creator(100)
+    gift = await gifts.create(creator, 10)
+    async with from_ip(None) as client:
+        statuses = Counter(
+            [(await gifts.redeem(creator, gift["code"], client)).status_code for _ in range(40)]
+        )
+        assert statuses == {400: ratelimit.LIMIT, 429: 40 - ratelimit.LIMIT}, statuses
+        rows = await db.fetchval(
+            "SELECT count(*) FROM gifts.gift_redemptions WHERE gift_code_id = $1", uuid.UUID(gift["id"])
+        )
+        assert rows == ratelimit.LIMIT
+        # Someone else behind the same address is not locked out.
+        assert (await gifts.redeem(api.actor(), gift["code"], client)).status_code == 200

@@ -119,7 +119,8 @@ async def redeem_gift(
     except GiftNotFound:
         raise  # the attempt stays counted: it was a failed guess
     except service.Refused as refused:
-        await ratelimit.forgive(ctx.pool, ticket)
+        # Forgiven for the address, counted for the user: each refusal writes a row, so they are bounded.
+        await ratelimit.forgive(ctx.pool, ticket[:-1])
         async with ctx.pool.acquire() as conn:
             await service.record_refusal(conn, refused, user.id, body.source_app_id, ip)
         raise refused.error from None

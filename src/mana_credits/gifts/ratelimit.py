@@ -5,8 +5,9 @@ Gift creations and cancellations are limited per user the same way (WRITE_LIMIT)
 Attempts live in the database (an UNLOGGED table: losing them on a crash is harmless), so every replica
 sees the same counts. Each attempt is recorded *before* the code is looked at and counted together with
 the attempts still in flight, so a burst of parallel guesses cannot slip past the limit; the record is
-dropped again when the code turned out to exist. Only unknown codes count: losing a redeem race or
-opening a gift meant for someone else is not a guess, and must not lock out others behind the same IP.
+dropped again when the code turned out to exist. Only unknown codes count against an IP: losing a redeem
+race or opening a gift meant for someone else is not a guess, and must not lock out others behind the
+same IP. A refused redeem still counts against the user, so refusals (each stored as a row) are bounded.
 """
 
 from __future__ import annotations
@@ -39,20 +40,22 @@ async def admit(
 ) -> list[int]:
     """Record an attempt for each subject; raise TooManyRequests (recording nothing) when over `limit`.
 
-    Returns the attempt ids: pass them to `forgive` unless the attempt was a failed guess.
+    Returns the attempt ids, one per subject in order: pass them to `forgive` unless the attempt was a
+    failed guess.
     """
     if not who:
         return []
     async with pool.acquire() as conn:
-        ids = [
+        # Inserted in the subjects' order, so the sorted ids line up with `who`.
+        ids = sorted(
             row["id"]
             for row in await conn.fetch(
-                "INSERT INTO gifts.guess_attempts (subject, at) SELECT s, $2 FROM unnest($1::text[]) s "
-                "RETURNING id",
+                "INSERT INTO gifts.guess_attempts (subject, at) "
+                "SELECT s, $2 FROM unnest($1::text[]) WITH ORDINALITY AS u(s, n) ORDER BY n RETURNING id",
                 who,
                 now,
             )
-        ]
+        )
         # A separate statement: it sees every attempt committed before it, ours included.
         over = await conn.fetch(
             "SELECT subject FROM gifts.guess_attempts WHERE subject = ANY($1) AND at > $2 "
