@@ -34,6 +34,7 @@ from mana_credits.payments import endpoints as payments_endpoints
 from mana_credits.payments import tasks as payments_tasks
 from mana_credits.sync_billing import endpoints as sync_endpoints
 from mana_credits.sync_billing import tasks as sync_tasks
+from mana_credits.web import routes as web_routes
 
 log = logging.getLogger("mana_credits")
 
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             *payments_endpoints.routes,
             *gifts_endpoints.routes,
             *sync_endpoints.routes,
+            *web_routes(settings),
             PrometheusController,
         ],
         dependencies=CTX,

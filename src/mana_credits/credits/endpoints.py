@@ -12,7 +12,7 @@ from mana_credits import ledger
 from mana_credits.auth.dependencies import CALLER, USER
 from mana_credits.auth.models import AuthUser, ServiceCaller
 from mana_credits.context import AppContext
-from mana_credits.credits import holds_endpoints, repository
+from mana_credits.credits import holds_endpoints, repository, usage
 from mana_credits.credits.operations import OPERATIONS, Operation
 from mana_credits.credits.schemas import (
     InternalGrant,
@@ -204,4 +204,4 @@ internal_routes = Router(
     tags=["internal"],
 )
 
-routes = [personal_routes, public_routes, internal_routes, *holds_endpoints.routes]
+routes = [personal_routes, public_routes, internal_routes, *holds_endpoints.routes, *usage.routes]

@@ -60,3 +60,19 @@ async def refunded_so_far(conn: Conn, transaction_id: UUID, user_id: str) -> int
         str(transaction_id),
     )
     return int(total)
+
+
+async def usage_per_day(conn: Conn, user_id: str, *, since: datetime, tz: str) -> list[asyncpg.Record]:
+    """Credits used per local day (in `tz`) and app since `since`: the rows of `usage_stats`."""
+    return await conn.fetch(
+        """
+        SELECT (date AT TIME ZONE $3)::date AS day, app_id, sum(credits_used)::bigint AS credits
+        FROM credits.usage_stats
+        WHERE user_id = $1 AND date >= $2
+        GROUP BY 1, 2
+        ORDER BY 1, 2
+        """,
+        user_id,
+        since,
+        tz,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from litestar import Response
@@ -61,6 +62,11 @@ async def start_purchase(
         )
 
 
+def _with_id(url: str, purchase_id: UUID) -> str:
+    """Return URLs may name their purchase with `{PURCHASE_ID}` (like Stripe's `{CHECKOUT_SESSION_ID}`)."""
+    return url.replace("{PURCHASE_ID}", str(purchase_id))
+
+
 async def _open_purchase(
     conn: Conn, stripe: StripeGateway, user: AuthUser, package: Package, customer_id: str,
     data: PurchaseRequest,
@@ -70,8 +76,8 @@ async def _open_purchase(
     if data.success_url:
         payment = await stripe.create_checkout_session(
             purchase_id=purchase.id, amount=package.price_euro_cents, product_name=package.name,
-            customer_id=customer_id, metadata=metadata, success_url=data.success_url,
-            cancel_url=data.cancel_url,
+            customer_id=customer_id, metadata=metadata, success_url=_with_id(data.success_url, purchase.id),
+            cancel_url=data.cancel_url and _with_id(data.cancel_url, purchase.id),
         )  # fmt: skip
     else:
         payment = await stripe.create_payment_intent(
