@@ -183,7 +183,8 @@ async def _site(database: str, jwks: JwksServer, clock: Clock, **overrides: Any)
     settings = make_settings(database, jwks, **overrides)
     server = LiveServer(create_app(settings, clock=clock))
     url = await server.start()
-    settings.BASE_URL = url  # gift links point at this instance's public gift page
+    # Gift links (and the pause mail) point at the pages this instance serves.
+    settings.BASE_URL = settings.WEB_APP_URL = url
     client = httpx.AsyncClient(base_url=url, timeout=60)
     return Site(url, server, client, Api(client, jwks), clock)
 
