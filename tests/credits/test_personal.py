@@ -217,6 +217,10 @@ async def test_packages_are_public_and_sorted(client: httpx.AsyncClient, db: obj
         "priceEuroCents",
         "active",
         "sortOrder",
+        "stripePriceId",
+        "metadata",
+        "createdAt",
+        "updatedAt",
     }
     orders = [p["sortOrder"] for p in packages]
     assert orders == sorted(orders)

@@ -131,9 +131,12 @@ async def test_deactivate_keeps_sync_until_period_end_then_stops_without_charge(
     body = await status(api, user)
     assert (body["active"], body["cancelAtPeriodEnd"], body["nextChargeAt"]) == (True, True, None)
 
+    # The web app (SyncSection.svelte) still shows Deactivate while active: pressing it again is a no-op 200.
     again = await api.client.post("/api/v1/sync/deactivate", headers=user.headers)
-    assert again.status_code == 409
-    assert again.json()["code"] == "sync_not_active"
+    assert again.status_code == 200, again.text
+    assert again.json() == response.json()
+    body = await status(api, user)
+    assert (body["active"], body["cancelAtPeriodEnd"], body["nextChargeAt"]) == (True, True, None)
 
     clock.set(datetime.fromisoformat("2026-04-10T08:02:00+00:00"))
     assert (await status(api, user))["active"] is False  # even before the renewal job ran

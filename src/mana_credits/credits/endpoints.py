@@ -9,6 +9,7 @@ from litestar import Request, Response, Router, get, post
 from litestar.params import Parameter
 
 from mana_credits import ledger
+from mana_credits.accounts.endpoints import erase_account
 from mana_credits.auth.dependencies import CALLER, USER
 from mana_credits.auth.models import AuthUser, ServiceCaller
 from mana_credits.context import AppContext
@@ -25,7 +26,7 @@ from mana_credits.kit import idempotency
 from mana_credits.kit.errors import Conflict, NotFound
 from mana_credits.kit.pagination import decode_cursor, encode_cursor
 from mana_credits.kit.validation import parse_uuid
-from mana_credits.ledger.models import Balance, Entry, Transaction, TxType
+from mana_credits.ledger.models import AccountSummary, Balance, BalanceRow, Entry, Transaction, TxType
 
 
 def use_response(entry: Entry) -> dict[str, Any]:
@@ -113,9 +114,9 @@ public_routes = Router(path="/api/v1/credits", route_handlers=[operations], tags
 
 
 @get("/balance/{user_id:str}")
-async def user_balance(ctx: AppContext, caller: ServiceCaller, user_id: str) -> Balance:
+async def user_balance(ctx: AppContext, caller: ServiceCaller, user_id: str) -> AccountSummary:
     async with ctx.pool.acquire() as conn:
-        return await ledger.get_balance(conn, user_id)
+        return await ledger.account_summary(conn, user_id)
 
 
 @post("/use", status_code=200)
@@ -192,15 +193,22 @@ async def internal_grant(ctx: AppContext, caller: ServiceCaller, data: InternalG
 
 
 @post("/init", status_code=200)
-async def internal_init(ctx: AppContext, caller: ServiceCaller, data: InternalInit) -> Balance:
+async def internal_init(ctx: AppContext, caller: ServiceCaller, data: InternalInit) -> BalanceRow:
     async with ctx.pool.acquire() as conn:
-        return await ledger.get_balance(conn, data.user_id)
+        return await ledger.init_balance(conn, data.user_id)
 
 
 internal_routes = Router(
     path="/api/v1/internal/credits",
     dependencies=CALLER,
-    route_handlers=[user_balance, internal_use, internal_refund, internal_grant, internal_init],
+    route_handlers=[
+        user_balance,
+        erase_account,
+        internal_use,
+        internal_refund,
+        internal_grant,
+        internal_init,
+    ],
     tags=["internal"],
 )
 

@@ -158,17 +158,26 @@ personal_routes = Router(
 
 # ---- internal (service key) ----
 
+PENDING_SOURCE_APP = "auto-registration"
+
 
 @post("/redeem-pending", status_code=200)
 async def redeem_pending(
     ctx: AppContext, caller: ServiceCaller, data: RedeemPending, request: Request[Any, Any, Any]
 ) -> Response[PendingResult]:
-    """mana-auth, at registration: every pending personalized gift for this email lands now."""
+    """mana-auth, at registration: every pending personalized gift for this email lands now.
+
+    The redemptions record the source app the old service recorded for them, `auto-registration`.
+    """
     key = idempotency.key_from(request)
 
     async def work(conn: Any) -> tuple[int, Any]:
         return 200, await service.redeem_pending(
-            conn, user_id=data.user_id, email=data.email, now=ctx.clock.now(), source_app_id=caller.app_id
+            conn,
+            user_id=data.user_id,
+            email=data.email,
+            now=ctx.clock.now(),
+            source_app_id=PENDING_SOURCE_APP,
         )
 
     return await idempotency.run_idempotent(

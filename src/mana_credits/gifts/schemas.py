@@ -19,6 +19,7 @@ Days = Annotated[int, msgspec.Meta(ge=1, le=365)]
 AppId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
 
 class GiftType(StrEnum):
@@ -40,6 +41,8 @@ class CreateGift(msgspec.Struct, rename="camel", kw_only=True):
     target_email: Email | None = None
     message: Message | None = None
     expiration_days: Days = 90
+    # How the gift names its sender to the redeemer; default: the part of the creator's email before '@'.
+    creator_name: DisplayName | None = None
     idempotency_key: Key | None = None
 
 
@@ -51,6 +54,15 @@ class RedeemGift(msgspec.Struct, rename="camel", kw_only=True):
 class RedeemPending(msgspec.Struct, rename="camel", kw_only=True):
     user_id: UserId
     email: Email
+
+
+def display_name(stored: str | None) -> str | None:
+    """A sender name safe to show anyone: the old service stored the creator's email address as the name,
+    so an address is cut to the part before '@'."""
+    if stored is None:
+        return None
+    name = stored.split("@", 1)[0].strip() if "@" in stored else stored.strip()
+    return name or None
 
 
 def effective_status(row: asyncpg.Record, now: datetime) -> GiftStatus:
@@ -75,6 +87,8 @@ class Gift(msgspec.Struct, rename="camel", kw_only=True):
     target_email: str | None
     message: str | None
     expires_at: datetime | None
+    # The creator's debit in the ledger (the old service's name for it).
+    reservation_transaction_id: UUID | None
     created_at: datetime
     updated_at: datetime
 
@@ -85,6 +99,7 @@ class Gift(msgspec.Struct, rename="camel", kw_only=True):
             row,
             short_url=row["short_url"] or short_url(base_url, row["code"]),
             status=effective_status(row, now).value,
+            creator_name=display_name(row["creator_name"]),
         )
 
 
@@ -102,7 +117,13 @@ class PublicGift(msgspec.Struct, rename="camel", kw_only=True):
 
     @classmethod
     def from_row(cls, row: asyncpg.Record, *, now: datetime) -> PublicGift:
-        return from_record(cls, row, status=effective_status(row, now).value, redeemed=row["redeemed"] > 0)
+        return from_record(
+            cls,
+            row,
+            status=effective_status(row, now).value,
+            redeemed=row["redeemed"] > 0,
+            creator_name=display_name(row["creator_name"]),
+        )
 
 
 class Redemption(msgspec.Struct, rename="camel", kw_only=True):
@@ -119,7 +140,7 @@ class Redemption(msgspec.Struct, rename="camel", kw_only=True):
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Redemption:
-        return from_record(cls, row)
+        return from_record(cls, row, creator_name=display_name(row["creator_name"]))
 
 
 class RedeemResult(msgspec.Struct, rename="camel", kw_only=True):

@@ -32,6 +32,7 @@ from mana_credits.gifts.schemas import (
     GiftType,
     PendingResult,
     RedeemResult,
+    display_name,
     effective_status,
     short_url,
 )
@@ -91,7 +92,8 @@ async def create(
         code = codes.generate(code_length)
         row = await repository.insert_gift(
             conn, gift_id=gift_id, code=code, short_url=short_url(base_url, code), creator_id=user.id,
-            creator_name=user.name, total_credits=data.total_credits, type=data.type.value,
+            creator_name=data.creator_name or display_name(user.name or user.email),
+            total_credits=data.total_credits, type=data.type.value,
             target_email=target_email, message=message, expires_at=now + timedelta(days=data.expiration_days),
             transaction_id=entry.transaction.id,
         )  # fmt: skip
@@ -137,7 +139,7 @@ async def redeem(
         success=True,
         credits_received=gift["total_credits"],
         message=gift["message"],
-        creator_name=gift["creator_name"],
+        creator_name=display_name(gift["creator_name"]),
     )
 
 
@@ -146,7 +148,7 @@ async def _land(
     idempotency_key: str | None,
 ) -> None:  # fmt: skip
     """Credit a claimed gift to its redeemer and record the redemption."""
-    sender = gift["creator_name"] or "a friend"
+    sender = display_name(gift["creator_name"]) or "a friend"
     entry = await ledger.credit(
         conn, user_id, gift["total_credits"], type=TxType.GIFT, app_id=APP_ID,
         description=f"Gift from {sender}",

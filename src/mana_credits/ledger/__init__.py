@@ -3,27 +3,35 @@ in the same statement or transaction, so `balance + reserved = Σ amount` always
 """
 
 from mana_credits.ledger.batch import DebitItem, debit_many
-from mana_credits.ledger.models import Balance, Transaction, TxType
+from mana_credits.ledger.erasure import erase_personal_data
+from mana_credits.ledger.models import AccountSummary, Balance, BalanceRow, Transaction, TxType
 from mana_credits.ledger.repository import (
+    account_summary,
     credit,
     debit,
     get_balance,
     hold,
+    init_balance,
     release_hold,
     settle_hold,
     take_back,
 )
 
 __all__ = [
+    "AccountSummary",
     "Balance",
+    "BalanceRow",
     "DebitItem",
     "Transaction",
     "TxType",
+    "account_summary",
     "credit",
     "debit",
     "debit_many",
+    "erase_personal_data",
     "get_balance",
     "hold",
+    "init_balance",
     "release_hold",
     "settle_hold",
     "take_back",

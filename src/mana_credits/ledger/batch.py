@@ -11,8 +11,10 @@ import msgspec
 
 from mana_credits.db.pool import Conn
 from mana_credits.ledger.models import TxType
+from mana_credits.ledger.repository import USAGE_DAY
 
-_DEBIT_MANY = """
+_DEBIT_MANY = (
+    """
 WITH req AS (
   SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[])
     AS r(user_id, amount, description, metadata, idempotency_key)
@@ -34,10 +36,13 @@ WITH req AS (
   RETURNING user_id, id
 ), usage AS (
   INSERT INTO credits.usage_stats (user_id, app_id, credits_used, date, metadata)
-  SELECT b.user_id, $7, b.amount, now(), b.metadata FROM b WHERE $8::boolean
+  SELECT b.user_id, $7, b.amount, """
+    + USAGE_DAY
+    + """, b.metadata FROM b WHERE $8::boolean
 )
 SELECT user_id, id FROM tx
 """
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,29 @@ class Balance(msgspec.Struct, rename="camel", kw_only=True):
         )
 
 
+class BalanceRow(Balance, kw_only=True):
+    """The whole balance row, as the old service's `init` answered it."""
+
+    user_id: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_record(cls, row: asyncpg.Record) -> BalanceRow:
+        return from_record(cls, row)
+
+
+class AccountSummary(Balance, kw_only=True):
+    """The internal balance: mana-auth's data export also reads how many ledger rows the user has."""
+
+    transactions_count: int
+
+    @classmethod
+    def from_record(cls, row: asyncpg.Record) -> AccountSummary:
+        return from_record(cls, row)
+
+
 class Entry(msgspec.Struct, kw_only=True):
     """A ledger write: the transaction row plus the balance totals right after it."""
 

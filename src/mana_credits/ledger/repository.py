@@ -14,7 +14,7 @@ import asyncpg
 
 from mana_credits.db.pool import Conn
 from mana_credits.kit.errors import InsufficientCredits
-from mana_credits.ledger.models import Balance, Entry, Transaction, TxType
+from mana_credits.ledger.models import AccountSummary, Balance, BalanceRow, Entry, Transaction, TxType
 
 # Positive rows that give back what was spent rather than earn anything (audit.py counts them the same way).
 RETURNS = (TxType.REFUND, TxType.EXPIRY)
@@ -34,6 +34,10 @@ def _tx_insert(amount: str, first: int) -> str:
 """
 
 
+# usage_stats.date is the calendar day as the old service counted it: local midnight in its container's
+# zone (TZ=Europe/Berlin in Mana's compose file), stored as a timestamptz.
+USAGE_DAY = "date_trunc('day', now(), 'Europe/Berlin')"
+
 _RESULT = """
 SELECT tx.*, b.balance AS new_balance, b.total_earned AS new_total_earned, b.total_spent AS new_total_spent
 FROM tx, b
@@ -51,7 +55,9 @@ WITH b AS (
     + _tx_insert("-$2::integer", first=4)
     + """), usage AS (
   INSERT INTO credits.usage_stats (user_id, app_id, credits_used, date, metadata)
-  SELECT $1, $5, $2, now(), $7 FROM b WHERE $3::boolean
+  SELECT $1, $5, $2, """
+    + USAGE_DAY
+    + """, $7 FROM b WHERE $3::boolean
 )"""
     + _RESULT
 )
@@ -95,6 +101,34 @@ async def get_balance(conn: Conn, user_id: str, *, create: bool = True) -> Balan
             "INSERT INTO credits.balances (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING", user_id
         )
     return Balance.from_row(row)
+
+
+async def init_balance(conn: Conn, user_id: str) -> BalanceRow:
+    """The user's balance row, created with zeros if missing (registration)."""
+    row = await conn.fetchrow(
+        "INSERT INTO credits.balances (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING RETURNING *",
+        user_id,
+    )
+    # Not inserted: the row exists, perhaps committed by a concurrent init after this statement's
+    # snapshot, so read it in a statement of its own.
+    row = row or await conn.fetchrow("SELECT * FROM credits.balances WHERE user_id = $1", user_id)
+    assert row is not None
+    return BalanceRow.from_record(row)
+
+
+async def account_summary(conn: Conn, user_id: str) -> AccountSummary:
+    """Balance and ledger row count; a user without a row gets zeros (no row is created)."""
+    row = await conn.fetchrow(
+        """
+        SELECT COALESCE(b.balance, 0) AS balance, COALESCE(b.total_earned, 0) AS total_earned,
+               COALESCE(b.total_spent, 0) AS total_spent, COALESCE(b.reserved, 0) AS reserved,
+               (SELECT count(*) FROM credits.transactions t WHERE t.user_id = $1) AS transactions_count
+        FROM (SELECT 1) AS one LEFT JOIN credits.balances b ON b.user_id = $1
+        """,
+        user_id,
+    )
+    assert row is not None
+    return AccountSummary.from_record(row)
 
 
 async def _insufficient(conn: Conn, user_id: str, amount: int) -> InsufficientCredits:
@@ -250,7 +284,9 @@ async def settle_hold(
           RETURNING *
         ), usage AS (
           INSERT INTO credits.usage_stats (user_id, app_id, credits_used, date, metadata)
-          SELECT $1, $4, $2, now(), $6 FROM b
+          SELECT $1, $4, $2, """
+        + USAGE_DAY
+        + """, $6 FROM b
         )
         SELECT tx.*, b.balance AS new_balance, b.total_earned AS new_total_earned,
                b.total_spent AS new_total_spent

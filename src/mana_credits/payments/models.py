@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
@@ -18,6 +18,10 @@ class Package(msgspec.Struct, rename="camel", kw_only=True):
     price_euro_cents: int
     active: bool
     sort_order: int
+    stripe_price_id: str | None
+    metadata: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Package:
@@ -32,6 +36,8 @@ class Purchase(msgspec.Struct, rename="camel", kw_only=True):
     price_euro_cents: int
     status: str
     stripe_payment_intent_id: str | None
+    stripe_customer_id: str | None
+    metadata: dict[str, Any] | None
     created_at: datetime
     completed_at: datetime | None
 

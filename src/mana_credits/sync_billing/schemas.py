@@ -43,6 +43,12 @@ class AdminSyncStatus(SyncStatus, kw_only=True):
     gifted_at: datetime | None
 
 
+class AdminSyncChange(AdminSyncStatus, kw_only=True):
+    """The answer to an admin gift or revoke: the new status, plus the old service's `success`."""
+
+    success: bool = True
+
+
 class ActivateResult(msgspec.Struct, rename="camel", kw_only=True):
     success: bool
     active: bool

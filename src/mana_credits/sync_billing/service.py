@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
+import msgspec
 
 from mana_credits import ledger
 from mana_credits.db.pool import Conn
@@ -22,6 +23,7 @@ from mana_credits.sync_billing.periods import PRICES, SyncInterval, first_period
 from mana_credits.sync_billing.repository import Subscription
 from mana_credits.sync_billing.schemas import (
     ActivateResult,
+    AdminSyncChange,
     AdminSyncStatus,
     ChangeIntervalResult,
     DeactivateResult,
@@ -137,15 +139,18 @@ async def activate(
 
 
 async def deactivate(conn: Conn, user_id: str, *, now: datetime) -> DeactivateResult:
-    """No further charges; sync stays usable until the paid period ends."""
+    """No further charges; sync stays usable until the paid period ends.
+
+    Idempotent: the web app still shows *Deactivate* while the paid period runs (`active: true`), so
+    cancelling an already-cancelled subscription answers the same 200 and changes nothing.
+    """
     sub = await repo.lock(conn, user_id, create=False)
     if sub is not None and sub.is_gifted:
         raise SyncGifted()
     if sub is None or not sub.in_paid_period(now):
         raise SyncNotActive()
-    if sub.cancel_at_period_end:
-        raise SyncNotActive("Cloud Sync is already cancelled")
-    sub = await repo.set_cancelled(conn, user_id, True)
+    if not sub.cancel_at_period_end:
+        sub = await repo.set_cancelled(conn, user_id, True)
     return DeactivateResult(success=True, active=sub.in_paid_period(now), active_until=sub.current_period_end)
 
 
@@ -168,15 +173,19 @@ async def change_interval(
 # ---- admin ----
 
 
-async def gift(conn: Conn, user_id: str, *, admin_id: str, now: datetime) -> AdminSyncStatus:
-    return to_admin_status(user_id, await repo.gift(conn, user_id, admin_id=admin_id, now=now), now)
+async def gift(conn: Conn, user_id: str, *, admin_id: str, now: datetime) -> AdminSyncChange:
+    return _changed(to_admin_status(user_id, await repo.gift(conn, user_id, admin_id=admin_id, now=now), now))
 
 
-async def revoke_gift(conn: Conn, user_id: str, *, now: datetime) -> AdminSyncStatus:
+async def revoke_gift(conn: Conn, user_id: str, *, now: datetime) -> AdminSyncChange:
     sub = await repo.revoke_gift(conn, user_id, now)
     if sub is None:
         raise SyncNotGifted()
-    return to_admin_status(user_id, sub, now)
+    return _changed(to_admin_status(user_id, sub, now))
+
+
+def _changed(status: AdminSyncStatus) -> AdminSyncChange:
+    return AdminSyncChange(**msgspec.structs.asdict(status))
 
 
 # ---- renewals ----

@@ -1,0 +1,106 @@
+"""Erasure SQL outside the ledger: gifts, sync, Stripe customer, outbox, idempotency answers.
+
+Each function returns how many rows it changed, so a repeated erasure reports 0 and changes nothing.
+"""
+
+from __future__ import annotations
+
+from mana_credits.db.pool import Conn
+
+
+def _count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def open_holds(conn: Conn, user_id: str) -> int:
+    """Release every open hold of the user (claimed here; the caller gives the credits back)."""
+    held = await conn.fetchval(
+        """
+        WITH released AS (
+          UPDATE credits.reservations SET status = 'refunded', resolved_at = now(), committed_amount = 0
+          WHERE user_id = $1 AND status = 'reserved'
+          RETURNING amount
+        )
+        SELECT COALESCE(sum(amount), 0) FROM released
+        """,
+        user_id,
+    )
+    return int(held)
+
+
+async def stop_sync(conn: Conn, user_id: str) -> int:
+    """No further charges, no access, no remembered address; the row stays for the bookkeeping."""
+    return _count(
+        await conn.execute(
+            """
+            UPDATE credits.sync_subscriptions
+            SET active = false, next_charge_at = NULL, cancel_at_period_end = false, is_gifted = false,
+                paused_at = NULL, retry_at = NULL, email = NULL, gifted_by = NULL,
+                current_period_end = LEAST(current_period_end, now()), updated_at = now()
+            WHERE user_id = $1
+              AND (active OR is_gifted OR email IS NOT NULL OR next_charge_at IS NOT NULL
+                   OR paused_at IS NOT NULL)
+            """,
+            user_id,
+        )
+    )
+
+
+async def scrub_gifts(conn: Conn, user_id: str) -> int:
+    """The user's name and messages leave their gifts; a gift not yet redeemed stays redeemable (the
+    recipient was given it), and the redemptions forget the user's address."""
+    changed = await conn.execute(
+        """
+        UPDATE gifts.gift_codes SET creator_name = NULL, message = NULL, updated_at = now()
+        WHERE creator_id = $1 AND (creator_name IS NOT NULL OR message IS NOT NULL)
+        """,
+        user_id,
+    )
+    ips = await conn.execute(
+        "UPDATE gifts.gift_redemptions SET client_ip = NULL "
+        "WHERE redeemer_user_id = $1 AND client_ip IS NOT NULL",
+        user_id,
+    )
+    return _count(changed) + _count(ips)
+
+
+async def gift_transaction_ids(conn: Conn, user_id: str) -> list[str]:
+    """Ledger rows of other users that may name this user as a gift's sender."""
+    rows = await conn.fetch(
+        """
+        SELECT r.credit_transaction_id::text AS id FROM gifts.gift_redemptions r
+        JOIN gifts.gift_codes g ON g.id = r.gift_code_id
+        WHERE g.creator_id = $1 AND r.credit_transaction_id IS NOT NULL
+        """,
+        user_id,
+    )
+    return [row["id"] for row in rows]
+
+
+async def scrub_payments_and_mail(conn: Conn, user_id: str) -> int:
+    customer = await conn.execute(
+        "UPDATE credits.stripe_customers SET email = NULL, updated_at = now() "
+        "WHERE user_id = $1 AND email IS NOT NULL",
+        user_id,
+    )
+    purchases = await conn.execute(
+        "UPDATE credits.purchases SET metadata = NULL WHERE user_id = $1 AND metadata IS NOT NULL", user_id
+    )
+    # Mail not yet sent is not sent; sent mail keeps only its dedupe id.
+    unsent = await conn.execute(
+        "DELETE FROM credits.notification_outbox WHERE payload->>'userId' = $1 AND delivered_at IS NULL",
+        user_id,
+    )
+    sent = await conn.execute(
+        """
+        UPDATE credits.notification_outbox SET payload = '{"erased": true}'::jsonb
+        WHERE payload->>'userId' = $1 AND delivered_at IS NOT NULL
+        """,
+        user_id,
+    )
+    # Stored answers for replays can carry descriptions and metadata; grant references stay (exactly once).
+    answers = await conn.execute(
+        "DELETE FROM credits.idempotency_keys WHERE scope = ANY($1::text[])",
+        [f"user:{user_id}", f"legacy:{user_id}"],
+    )
+    return sum(_count(s) for s in (customer, purchases, unsent, sent, answers))
