@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-
 import asyncpg
 import httpx
 
@@ -56,7 +54,7 @@ async def _account_with_history(api: Api, db: asyncpg.Connection) -> tuple[Actor
     )  # fmt: skip
     await db.execute(
         "INSERT INTO credits.notification_outbox (external_id, payload) VALUES ($1, $2)",
-        f"pause-{user.id}", json.dumps({"userId": user.id, "recipient": user.email}),
+        f"pause-{user.id}", {"userId": user.id, "recipient": user.email},
     )  # fmt: skip
     return user, friend, pending
 
