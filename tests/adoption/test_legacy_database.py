@@ -201,3 +201,28 @@ async def test_old_holds_and_pending_gifts_carry_on(adopted: Adopted) -> None:
         "balance"
     ] == 100
     assert set(await _offenders(db)) == {"carl"}
+
+
+async def test_an_old_database_without_the_hand_added_enum_values(pg_admin_url: str) -> None:
+    """`grant` came to the old database by a hand-run SQL file: a database that never got it adopts too."""
+    schema = (FIXTURES / "legacy_schema_drizzle.sql").read_text().replace(",\n    'grant'\n", "\n")
+    assert "'grant'" not in schema
+    admin = await asyncpg.connect(pg_admin_url)
+    await admin.execute('DROP DATABASE IF EXISTS "adopt_no_grant" WITH (FORCE)')
+    await admin.execute('CREATE DATABASE "adopt_no_grant"')
+    url = database_url(pg_admin_url, "adopt_no_grant")
+    db = await asyncpg.connect(url)
+    try:
+        await db.execute(schema)
+        await upgrade_async(url)
+        values = await db.fetchval("SELECT enum_range(NULL::public.transaction_type)::text[]")
+        assert {"purchase", "usage", "refund", "gift", "grant", "reversal", "expiry"} <= set(values)
+        unique = await db.fetchval(
+            "SELECT count(*) FROM pg_constraint "
+            "WHERE conrelid = 'credits.transactions'::regclass AND contype = 'u'"
+        )
+        assert unique == 0
+    finally:
+        await db.close()
+        await admin.execute('DROP DATABASE IF EXISTS "adopt_no_grant" WITH (FORCE)')
+        await admin.close()
