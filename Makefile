@@ -33,8 +33,10 @@ fmt: setup
 	$(VENV)/bin/ruff format src tests bench
 	$(VENV)/bin/ruff check --fix src tests bench
 
+# wrk is the HTTP load generator (Debian package); pgbench ships with the embedded PostgreSQL.
 bench: setup
-	$(VENV)/bin/python -m bench.run_all
+	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
+	$(VENV)/bin/python -m bench.run_all $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .data

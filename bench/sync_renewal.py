@@ -15,6 +15,7 @@ import json
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bench.harness import embedded_database
 from mana_credits.db.pool import connect, create_pool
@@ -106,7 +107,8 @@ async def verify(url: str, count: int) -> list[str]:
     return problems
 
 
-async def main(count: int, runners: int, batch: int) -> int:
+async def run(count: int = 100_000, runners: int = 3, batch: int = service.BATCH) -> dict[str, Any]:
+    """S4: the wall time of the renewals, and whether the result verified."""
     now = datetime.now(UTC)
     async with embedded_database("bench_sync") as url:
         started = time.perf_counter()
@@ -137,7 +139,8 @@ async def main(count: int, runners: int, batch: int) -> int:
             print(f"FAIL: {problem}")
         if not problems:
             print("verified: each funded subscription charged exactly once, broke ones paused, audit clean")
-        return 1 if problems else 0
+        verified = not problems
+        return {"seconds": round(wall, 2), "subscriptions": count, "runners": runners, "verified": verified}
 
 
 if __name__ == "__main__":
@@ -149,4 +152,5 @@ if __name__ == "__main__":
     parser.add_argument("--runners", type=int, default=3)
     parser.add_argument("--batch", type=int, default=service.BATCH)
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.subscriptions, args.runners, args.batch)))
+    result = asyncio.run(run(args.subscriptions, args.runners, args.batch))
+    sys.exit(0 if result["verified"] else 1)

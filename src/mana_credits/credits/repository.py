@@ -26,7 +26,7 @@ async def list_transactions(
     args: list[object] = [user_id]
     if type_ is not None:
         args.append(type_)
-        conditions.append(f"type::text = ${len(args)}")
+        conditions.append(f"type = ${len(args)}::public.transaction_type")
     if app_id is not None:
         args.append(app_id)
         conditions.append(f"app_id = ${len(args)}")

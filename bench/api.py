@@ -1,0 +1,142 @@
+"""S1-S3: debits and balance reads through the real HTTP API, beside what PostgreSQL and the server can do.
+
+In rounds, each against the same served instance (`mana-credits serve`, embedded PostgreSQL), with wrk:
+`GET /health` (the server's own ceiling), S1 `POST /api/v1/internal/credits/use` spread over 10,000 users
+(64 connections), pgbench of the same debit statement spread the same way, S2 the same on one hot account
+(32 connections) and its pgbench, S3 `GET /api/v1/credits/balance` with real EdDSA JWTs of 1,000 users
+(64 connections). Ratios are taken within a round, then the median over the rounds is reported.
+Afterwards the ledger audit must be clean and the usage rows at least the 200 answers (wrk does not count
+requests still in flight when it stops).
+
+    .venv/bin/python -m bench.api [--seconds 10] [--rounds 3] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.harness import MemoryWatch, WrkResult, embedded_database, pgbench, served, wrk
+from mana_credits.auth import devkey
+from mana_credits.config import Settings
+from mana_credits.db.pool import connect
+from mana_credits.ledger.audit import audit
+from mana_credits.ledger.repository import _DEBIT
+
+USERS = 10_000
+TOKENS = 1_000
+PGBENCH_CLIENTS = 10  # about what the server's pool holds: the statement's own ceiling on this machine
+
+
+async def seed(url: str, users: int, credits: int) -> None:
+    conn = await connect(url)
+    try:
+        await conn.execute(
+            """
+            WITH u AS (SELECT 'bench-' || g AS user_id FROM generate_series(1, $1) g)
+            , b AS (INSERT INTO credits.balances (user_id, balance, total_earned)
+                    SELECT user_id, $2, $2 FROM u)
+            INSERT INTO credits.transactions (user_id, type, status, amount, balance_before, balance_after,
+              app_id, description, completed_at)
+            SELECT user_id, 'grant', 'completed', $2, 0, $2, 'bench', 'seed', now() FROM u
+            """,
+            users,
+            credits,
+        )
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+def debit_script(users: int) -> str:
+    """The ledger's own debit statement (usage row included) for a random user of bench-1..bench-users."""
+    values = {
+        "1": "('bench-' || :uid::text)", "2": ":amount", "3": "true", "4": "'usage'", "5": "'bench'",
+        "6": "'pgbench debit'", "7": "NULL::jsonb", "8": "NULL::text",
+    }  # fmt: skip
+    sql = re.sub(r"\$(\d+)", lambda m: values[m.group(1)], _DEBIT)
+    return f"\\set uid random(1, {users})\n\\set amount 1\n{sql.strip()};\n"
+
+
+def figures(result: WrkResult) -> dict[str, Any]:
+    return {
+        "rps": round(result.rps), "p50_ms": round(result.p50_ms, 1), "p99_ms": round(result.p99_ms, 1),
+        "errors": result.errors, "wrk_cpu": round(result.cpu, 2),
+    }  # fmt: skip
+
+
+def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    return {key: round(statistics.median(r[key] for r in rounds), 2) for key in rounds[0]}
+
+
+async def run(seconds: float = 10.0, rounds: int = 3, workers: int = 1) -> dict[str, Any]:
+    data_dir = tempfile.mkdtemp(prefix="mana-credits-bench-keys-")
+    key = devkey.load_or_create(Path(data_dir) / "dev-jwt-key.pem")
+    issuer = Settings().jwt_issuers[0]
+    tokens_file = Path(data_dir) / "tokens.txt"
+    tokens_file.write_text(
+        "\n".join(devkey.mint(key, user_id=f"bench-{i}", issuer=issuer, audience="mana", ttl_seconds=86400)
+                  for i in range(1, TOKENS + 1)) + "\n"
+    )  # fmt: skip
+    results: dict[str, list[dict[str, Any]]] = {"S1": [], "S2": [], "S3": []}
+    answered = 0  # 2xx debits
+    async with embedded_database() as url:
+        await seed(url, USERS, 1_000_000_000)
+        async with served(url, workers=workers, data_dir=data_dir) as server:
+            memory = MemoryWatch(server.pid)
+            for number in range(1, rounds + 1):
+                health = await wrk(server.base, "health", seconds=seconds, connections=64, env={})
+                watching = asyncio.create_task(memory.watch())
+                s1 = await wrk(server.base, "debit", seconds=seconds, connections=64,
+                               env={"BENCH_USERS": str(USERS)})  # fmt: skip
+                watching.cancel()
+                s1_limit = await pgbench(url, debit_script(USERS), seconds=seconds, clients=PGBENCH_CLIENTS)
+                s2 = await wrk(
+                    server.base, "debit", seconds=seconds, connections=32, env={"BENCH_USERS": "1"}
+                )
+                s2_limit = await pgbench(url, debit_script(1), seconds=seconds, clients=PGBENCH_CLIENTS)
+                s3 = await wrk(server.base, "balance", seconds=seconds, connections=64,
+                               env={"BENCH_TOKENS": str(tokens_file)})  # fmt: skip
+                answered += s1.requests + s2.requests - s1.errors - s2.errors
+                results["S1"].append({**figures(s1), "limit_rps": round(s1_limit),
+                                      "ratio": round(s1.rps / s1_limit, 3)})  # fmt: skip
+                results["S2"].append({**figures(s2), "limit_rps": round(s2_limit),
+                                      "ratio": round(s2.rps / s2_limit, 3)})  # fmt: skip
+                results["S3"].append({**figures(s3), "health_rps": round(health.rps),
+                                      "ratio": round(s3.rps / health.rps, 3)})  # fmt: skip
+                print(f"round {number}: " + json.dumps({k: v[-1] for k, v in results.items()}), flush=True)
+        conn = await connect(url)
+        try:
+            offenders = await audit(conn)
+            usage = await conn.fetchval(
+                "SELECT count(*) FROM credits.transactions "
+                "WHERE type = 'usage' AND description = 'bench debit'"
+            )
+        finally:
+            await conn.close()
+    errors = sum(r["errors"] for r in results["S1"] + results["S2"] + results["S3"])
+    print(f"audit: {'clean' if not offenders else f'{len(offenders)} offenders'}; "
+          f"{answered} debits answered 2xx, {usage} usage rows; {errors} errors", flush=True)  # fmt: skip
+    return {
+        "scenarios": {name: median_of(rounds_) for name, rounds_ in results.items()},
+        "rss_mb": {"main": round(memory.main, 1), "worker": round(memory.worker, 1)},
+        "audit_clean": not offenders and errors == 0 and usage >= answered,
+        "workers": workers,
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args.seconds, args.rounds, args.workers)), indent=2))
