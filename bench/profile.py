@@ -1,0 +1,73 @@
+"""Profile the served worker under one load scenario with py-spy (`pip install py-spy`; not in `make bench`).
+
+    .venv/bin/python -m bench.profile debit|balance|health [--seconds 15] [--native]
+
+Prints the functions with the most samples: self (where the CPU is) and total (what it is for).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.api import TOKENS, USERS, seed
+from bench.harness import children, embedded_database, served, wrk
+from mana_credits.auth import devkey
+from mana_credits.config import Settings
+
+
+def summarize(folded: Path, top: int) -> None:
+    own: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    samples = 0
+    for line in folded.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        samples += int(count)
+        own[frames[-1]] += int(count)
+        for frame in set(frames):
+            total[frame] += int(count)
+    for title, counter in (("self", own), ("total", total)):
+        print(f"\n-- top {top} by {title} ({samples} samples)")
+        for frame, count in counter.most_common(top):
+            print(f"{100 * count / samples:5.1f} %  {frame[:150]}")
+
+
+async def main(args: argparse.Namespace) -> None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    data_dir = tempfile.mkdtemp(prefix="mana-credits-profile-")
+    key = devkey.load_or_create(Path(data_dir) / "dev-jwt-key.pem")
+    issuer = Settings().jwt_issuers[0]
+    tokens = Path(data_dir) / "tokens.txt"
+    tokens.write_text("\n".join(devkey.mint(key, user_id=f"bench-{i}", issuer=issuer, audience="mana")
+                                for i in range(1, TOKENS + 1)) + "\n")  # fmt: skip
+    folded = Path(data_dir) / "profile.txt"
+    async with embedded_database() as url:
+        await seed(url, USERS, 1_000_000_000)
+        async with served(url, workers=1, data_dir=data_dir) as server:
+            worker = children(server.pid)[0]
+            env = {"BENCH_USERS": str(USERS), "BENCH_TOKENS": str(tokens)}
+            await wrk(server.base, args.mode, seconds=3, connections=64, env=env)  # warm up
+            record = [spy, "record", "--pid", str(worker), "--duration", str(int(args.seconds)), "--rate", "200",
+                      "--format", "raw", "--output", str(folded), "--threads", "--nonblocking"]  # fmt: skip
+            if args.native:
+                record.append("--native")
+            spying = await asyncio.create_subprocess_exec(*record, stdout=asyncio.subprocess.DEVNULL)
+            result = await wrk(server.base, args.mode, seconds=args.seconds, connections=64, env=env)
+            await spying.wait()
+            print(f"{args.mode}: {result.rps:.0f} req/s, p99 {result.p99_ms:.1f} ms")
+    summarize(folded, args.top)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("mode", choices=["debit", "balance", "health"])
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--native", action="store_true")
+    asyncio.run(main(parser.parse_args()))
