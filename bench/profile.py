@@ -53,10 +53,9 @@ async def main(args: argparse.Namespace) -> None:
             worker = children(server.pid)[0]
             env = {"BENCH_USERS": str(USERS), "BENCH_TOKENS": str(tokens)}
             await wrk(server.base, args.mode, seconds=3, connections=64, env=env)  # warm up
-            record = [spy, "record", "--pid", str(worker), "--duration", str(int(args.seconds)), "--rate", "200",
-                      "--format", "raw", "--output", str(folded), "--threads", "--nonblocking"]  # fmt: skip
-            if args.native:
-                record.append("--native")
+            record = [spy, "record", "--pid", str(worker), "--duration", str(int(args.seconds)),
+                      "--rate", "200", "--format", "raw", "--output", str(folded), "--threads"]  # fmt: skip
+            record.append("--native" if args.native else "--nonblocking")
             spying = await asyncio.create_subprocess_exec(*record, stdout=asyncio.subprocess.DEVNULL)
             result = await wrk(server.base, args.mode, seconds=args.seconds, connections=64, env=env)
             await spying.wait()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
+import subprocess
 import sys
 
 import typer
@@ -61,18 +63,16 @@ def seed() -> None:
 
 @app.command()
 def serve(
-    workers: int = typer.Option(2, help="server worker processes"),
+    workers: int = typer.Option(1, help="server worker processes (1 fits 2 cores shared with PostgreSQL)"),
     host: str = typer.Option("0.0.0.0", help="address to bind"),
 ) -> None:
     """Migrate, seed and serve the API (embedded PostgreSQL when DATABASE_URL is unset)."""
-    from granian import Granian
-    from granian.constants import Interfaces, Loops
-
     settings = Settings()
     try:
         settings.check_safe_to_start()
     except RuntimeError as exc:
         refuse(str(exc))
+    command = [sys.executable, "-m", "mana_credits.server", host, str(settings.PORT), str(workers)]
     with database(settings) as url:
         _migrate(url)
         asyncio.run(_seed(url))
@@ -83,15 +83,30 @@ def serve(
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         _print_welcome(settings)
-        Granian(
-            "mana_credits.asgi:app",
-            address=host,
-            port=settings.PORT,
-            interface=Interfaces.ASGI,
-            workers=workers,
-            loop=Loops.uvloop,
-            log_access=False,
-        ).serve()
+        if settings.DATABASE_URL:
+            # Become the server: the CLI's modules (and its memory) are gone, signals reach granian directly.
+            sys.stderr.flush()
+            os.execv(sys.executable, command)
+        # The embedded database lives in this process: serve from a child and stop the database after it.
+        _run_until_stopped(command)
+
+
+def _run_until_stopped(command: list[str]) -> None:
+    server = subprocess.Popen(command)
+
+    def forward(signum: int, _frame: object) -> None:
+        server.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        while True:
+            try:
+                server.wait()
+                return
+            except KeyboardInterrupt:  # Ctrl-C reached the server too (same process group): let it finish
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_welcome(settings: Settings) -> None:

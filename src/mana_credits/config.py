@@ -41,8 +41,8 @@ class Settings(BaseSettings):
     MANA_CREDITS_ENV: Literal["production", "development"] = "production"
     # Where the embedded PostgreSQL and the development signing key live.
     MANA_CREDITS_DATA_DIR: Path = Path(".data")
-    # Connections per server worker (two workers: ~10 in all, measured best on 2 cores).
-    DB_POOL_SIZE: int = Field(default=5, ge=1)
+    # Connections per server worker (one worker on 2 cores; see bench/README.md).
+    DB_POOL_SIZE: int = Field(default=10, ge=1)
     # Proxies whose X-Forwarded-For names the real client (rate limits per address); comma list or "*".
     # Unset means 127.0.0.1 (and a warning once when X-Forwarded-For arrives from another peer).
     TRUSTED_PROXIES: str | None = None

@@ -22,27 +22,27 @@ def provide_ctx(request: Request[Any, Any, Any]) -> AppContext:
     return ctx
 
 
-async def provide_user(request: Request[Any, Any, Any]) -> AuthUser:
+# `user` and `caller` take `ctx` as a dependency although they could read it from the app state: Litestar
+# resolves independent dependencies concurrently in a task group per request, chained ones in plain order.
+async def provide_user(ctx: AppContext, request: Request[Any, Any, Any]) -> AuthUser:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Missing bearer token")
-    ctx: AppContext = request.app.state.ctx
     return await ctx.verifier.verify(token.strip())
 
 
-async def provide_admin(request: Request[Any, Any, Any]) -> AuthUser:
-    user = await provide_user(request)
+async def provide_admin(ctx: AppContext, request: Request[Any, Any, Any]) -> AuthUser:
+    user = await provide_user(ctx, request)
     if not user.is_admin:
         raise Forbidden("Admin role required")
     return user
 
 
-def provide_caller(request: Request[Any, Any, Any]) -> ServiceCaller:
+def provide_caller(ctx: AppContext, request: Request[Any, Any, Any]) -> ServiceCaller:
     presented = request.headers.get("x-service-key")
     if not presented:
         raise Unauthorized("Missing X-Service-Key")
-    ctx: AppContext = request.app.state.ctx
     return identify_service(presented, request.headers.get("x-app-id"), ctx)
 
 

@@ -56,7 +56,7 @@ async def _use(ctx: AppContext, request: Request[Any, Any, Any], scope: str, use
 
     return await idempotency.run_idempotent(
         ctx.pool, scope=scope, key=key, operation="credits.use", params=_params(data, user_id), work=work,
-        legacy_user=user_id,
+        legacy_user=user_id, one_statement=True,
     )  # fmt: skip
 
 

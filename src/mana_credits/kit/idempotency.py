@@ -60,11 +60,18 @@ async def run_idempotent(
     params: Any,
     work: Work,
     legacy_user: str | None = None,
+    one_statement: bool = False,
 ) -> Response[Any]:
     """Run `work` in one transaction; with a key, at most once per (scope, key).
 
     `legacy_user`: also replay a key the old service executed for this user (carried over by migration 0007).
+    `one_statement`: `work` writes with a single statement (atomic by itself), so without a key it needs
+    no explicit transaction: that saves the BEGIN and COMMIT round trips.
     """
+    if key is None and one_statement:
+        async with pool.acquire() as conn:
+            status, body = await work(conn)
+            return json_response(status, body)
     async with pool.acquire() as conn, conn.transaction():
         if key is None:
             status, body = await work(conn)

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import stripe
-
 from mana_credits.config import Settings
 from mana_credits.context import AppContext
 from mana_credits.payments.errors import PaymentProviderError, PaymentsUnavailable
@@ -42,6 +40,8 @@ class Payment:
 
 class StripeGateway:
     def __init__(self, settings: Settings) -> None:
+        import stripe  # the SDK is large: loaded with the first payment, not in every worker at start
+
         assert settings.STRIPE_SECRET_KEY
         base = settings.STRIPE_API_BASE
         self.http = stripe.HTTPXClient(timeout=TIMEOUT_SECONDS)
@@ -139,6 +139,8 @@ class StripeGateway:
 
 
 async def _call(request: Any) -> Any:
+    import stripe
+
     try:
         return await request
     except stripe.StripeError as exc:

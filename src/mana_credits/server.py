@@ -1,0 +1,37 @@
+"""The granian main process: it only supervises the workers, so it imports nothing of the application
+(each worker loads `mana_credits.asgi` itself). `mana-credits serve` prepares the database, then becomes
+this process (exec), so nothing of the CLI stays in memory either.
+
+    python -m mana_credits.server HOST PORT WORKERS
+"""
+
+from __future__ import annotations
+
+import sys
+
+from granian import Granian
+from granian.constants import Interfaces, Loops, RuntimeModes
+
+# Requests handled at once per worker: a few more than its database connections (DB_POOL_SIZE). The others
+# wait inside granian, which is cheaper than Python tasks queued on the pool, and the tail latency is lower.
+BACKPRESSURE = 16
+
+
+def serve(host: str, port: int, workers: int) -> None:
+    Granian(
+        "mana_credits.asgi:app",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        loop=Loops.uvloop,
+        # A worker shares 2 cores with PostgreSQL: one single-threaded I/O runtime, no threads spinning idle.
+        runtime_mode=RuntimeModes.st,
+        runtime_threads=1,
+        backpressure=BACKPRESSURE,
+        log_access=False,
+    ).serve()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
