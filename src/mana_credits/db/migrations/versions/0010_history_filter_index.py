@@ -2,14 +2,14 @@
 
 Without it, a filter matching few of a heavy user's rows walked that user's whole history.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 """
 
 from mana_credits.db.migrate import execute_all
 
-revision = "0008"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
