@@ -33,6 +33,9 @@ async def create_pool(dsn: str, *, size: int = 5) -> asyncpg.Pool:
         max_size=size,
         init=init_connection,
         reset=_keep_session,
+        # A database that is down or hung answers 503 within these bounds instead of holding requests.
+        timeout=5,
+        command_timeout=30,
         server_settings={"timezone": "UTC", "application_name": "mana-credits"},
     )
     assert pool is not None

@@ -147,6 +147,29 @@ def handle_unstorable_value(request: Request[Any, Any, Any], exc: asyncpg.DataEr
     )  # fmt: skip
 
 
+# The database is gone or going (stopped, restarting, network down, a statement past its timeout). These
+# say nothing about the request, and the transaction rolled back: 503 so that the caller retries.
+DATABASE_UNAVAILABLE = (
+    OSError,  # connection refused, no socket file, broken pipe
+    TimeoutError,  # connect, acquire or statement timeout
+    asyncpg.PostgresConnectionError,  # closed mid-operation, cannot connect now
+    asyncpg.InterfaceError,  # "the underlying connection is closed" (other interface errors are bugs: 500)
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
+
+
+def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, asyncpg.InterfaceError) and "closed" not in str(exc):
+        return handle_unexpected(request, exc)
+    log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+    return _json(
+        503,
+        envelope(503, "The service is briefly unavailable; retry shortly", "service_unavailable"),
+        headers={"Retry-After": "2"},
+    )
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     # Never leak a stack trace or SQL to the caller; the log has it.
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -157,5 +180,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     CreditsError: handle_credits_error,
     HTTPException: handle_http_exception,
     asyncpg.DataError: handle_unstorable_value,
+    **dict.fromkeys(DATABASE_UNAVAILABLE, handle_database_unavailable),
     Exception: handle_unexpected,
 }
