@@ -156,6 +156,8 @@ DATABASE_UNAVAILABLE = (
     asyncpg.InterfaceError,  # "the underlying connection is closed" (other interface errors are bugs: 500)
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CannotConnectNowError,
+    # asyncpg's protocol left mid-operation when the server vanished ("cannot switch to state …")
+    asyncpg.exceptions.InternalClientError,
 )
 
 
