@@ -39,12 +39,12 @@ async def seed(url: str, users: int, credits: int) -> None:
     try:
         await conn.execute(
             """
-            WITH u AS (SELECT 'bench-' || g AS user_id FROM generate_series(1, $1) g)
+            WITH u AS (SELECT 'bench-' || g AS user_id, $2::int AS credits FROM generate_series(1, $1) g)
             , b AS (INSERT INTO credits.balances (user_id, balance, total_earned)
-                    SELECT user_id, $2, $2 FROM u)
+                    SELECT user_id, credits, credits FROM u)
             INSERT INTO credits.transactions (user_id, type, status, amount, balance_before, balance_after,
               app_id, description, completed_at)
-            SELECT user_id, 'grant', 'completed', $2, 0, $2, 'bench', 'seed', now() FROM u
+            SELECT user_id, 'grant', 'completed', credits, 0, credits, 'bench', 'seed', now() FROM u
             """,
             users,
             credits,

@@ -26,7 +26,10 @@ from mana_credits.kit import idempotency
 from mana_credits.kit.errors import Conflict, NotFound
 from mana_credits.kit.pagination import decode_cursor, encode_cursor
 from mana_credits.kit.validation import parse_uuid
+from mana_credits.ledger.coalesce import Coalescer, UsageDebit
 from mana_credits.ledger.models import AccountSummary, Balance, BalanceRow, Entry, Transaction, TxType
+
+_COALESCER = "ledger.coalescer"
 
 
 def use_response(entry: Entry) -> dict[str, Any]:
@@ -46,6 +49,9 @@ async def _use(ctx: AppContext, request: Request[Any, Any, Any], scope: str, use
                app_id: str, extra: dict[str, Any] | None = None) -> Response[Any]:  # fmt: skip
     key = idempotency.key_from(request, data.idempotency_key)
     metadata = {**(data.metadata or {}), **(extra or {})} or None
+    if key is None and ctx.settings.COALESCE_DEBITS:
+        item = UsageDebit(user_id, data.amount, app_id, data.description, metadata)
+        return idempotency.json_response(200, use_response(await _debits(ctx).debit(item)))
 
     async def work(conn: Any) -> tuple[int, Any]:
         entry = await ledger.debit(
@@ -58,6 +64,15 @@ async def _use(ctx: AppContext, request: Request[Any, Any, Any], scope: str, use
         ctx.pool, scope=scope, key=key, operation="credits.use", params=_params(data, user_id), work=work,
         legacy_user=user_id, one_statement=True,
     )  # fmt: skip
+
+
+def _debits(ctx: AppContext) -> Coalescer:
+    """The process's coalescer of concurrent debits per account (ledger.coalesce)."""
+    found = ctx.extras.get(_COALESCER)
+    if found is None:
+        found = ctx.extras[_COALESCER] = Coalescer(ctx.pool)
+    assert isinstance(found, Coalescer)
+    return found
 
 
 # ---- personal (JWT) ----

@@ -1,0 +1,185 @@
+"""Coalesced debits (ledger.coalesce) keep every guarantee of one-statement debits: the same 200s and 402s,
+no lost update, one ledger and usage row per accepted debit, idempotent replays, a clean audit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from mana_credits.app import create_app
+from mana_credits.config import Settings
+from mana_credits.context import AppContext
+from mana_credits.kit.errors import InsufficientCredits
+from mana_credits.ledger import TxType, take_back
+from mana_credits.ledger.audit import audit
+from mana_credits.ledger.coalesce import Coalescer, UsageDebit, apply_batch
+from mana_credits.ledger.models import Entry
+from tests.conftest import LiveServer
+from tests.support import SERVICE_KEY, Api
+
+USE = "/api/v1/internal/credits/use"
+HEADERS = {"X-Service-Key": SERVICE_KEY, "X-App-Id": "chat"}
+
+
+async def version(db: asyncpg.Connection, user_id: str) -> int:
+    return int(await db.fetchval("SELECT version FROM credits.balances WHERE user_id = $1", user_id))
+
+
+async def test_200_debits_of_1_on_100_in_one_process(
+    api: Api, ctx: AppContext, db: asyncpg.Connection
+) -> None:
+    user = api.actor()
+    await api.fund(user.id, 100)
+    before = await version(db, user.id)
+    coalescer = Coalescer(ctx.pool)
+    outcomes = await asyncio.gather(
+        *[coalescer.debit(UsageDebit(user.id, 1, "chat", f"debit {i}")) for i in range(200)],
+        return_exceptions=True,
+    )
+    entries = [o for o in outcomes if isinstance(o, Entry)]
+    refused = [o for o in outcomes if isinstance(o, InsufficientCredits)]
+    assert (len(entries), len(refused)) == (100, 100)
+    assert sorted(e.balance for e in entries) == list(range(100))  # each saw its own balance
+    assert sorted(e.total_spent for e in entries) == list(range(1, 101))
+    assert {(r.required, r.available) for r in refused} == {(1, 0)}
+    # The first ran alone; the 199 that came while it was in flight were one batch: two balance updates.
+    assert await version(db, user.id) - before == 2
+    rows = await db.fetch(
+        "SELECT id, amount, balance_before, balance_after FROM credits.transactions "
+        "WHERE user_id = $1 AND type = 'usage'",
+        user.id,
+    )
+    assert {r["id"] for r in rows} == {e.transaction.id for e in entries}
+    assert sorted((r["balance_before"], r["balance_after"]) for r in rows) == [(b + 1, b) for b in range(100)]
+    usage = await db.fetchval("SELECT sum(credits_used) FROM credits.usage_stats WHERE user_id = $1", user.id)
+    assert usage == 100
+    assert await api.balance(user) == {"balance": 0, "totalEarned": 100, "totalSpent": 100, "reserved": 0}
+    assert await audit(db) == []
+
+
+async def test_each_debit_is_decided_in_order_against_the_running_balance(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    user = api.actor()
+    await api.fund(user.id, 10)
+    items = [
+        UsageDebit(user.id, 6, "chat", "six", {"op": "a"}),
+        UsageDebit(user.id, 5, "chat", "five"),  # 4 left: refused, the next still fits
+        UsageDebit(user.id, 4, "todo", "four", {"op": "b"}),
+        UsageDebit(user.id, 1, "chat", "one"),  # 0 left
+    ]
+    outcomes = await apply_batch(db, user.id, items)
+    assert isinstance(outcomes[1], InsufficientCredits) and isinstance(outcomes[3], InsufficientCredits)
+    assert (outcomes[1].required, outcomes[1].available) == (5, 4)
+    assert (outcomes[3].required, outcomes[3].available) == (1, 0)
+    six, four = outcomes[0], outcomes[2]
+    assert isinstance(six, Entry) and isinstance(four, Entry)
+    assert (six.balance, six.total_spent, six.total_earned) == (4, 6, 10)
+    assert (four.balance, four.total_spent) == (0, 10)
+    assert (six.transaction.amount, six.transaction.balance_before, six.transaction.balance_after) == (
+        -6,
+        10,
+        4,
+    )
+    assert (four.transaction.app_id, four.transaction.metadata) == ("todo", {"op": "b"})
+    assert four.transaction.type == TxType.USAGE and four.transaction.status == "completed"
+    usage = await db.fetch(
+        "SELECT app_id, credits_used, metadata FROM credits.usage_stats WHERE user_id = $1 "
+        "ORDER BY credits_used",
+        user.id,
+    )
+    assert [(u["app_id"], u["credits_used"], u["metadata"]) for u in usage] == [
+        ("todo", 4, {"op": "b"}), ("chat", 6, {"op": "a"}),
+    ]  # fmt: skip
+    assert await audit(db) == []
+
+
+async def test_a_negative_or_missing_balance_refuses_the_whole_batch(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    user = api.actor()
+    await api.fund(user.id, 5)
+    await take_back(db, user.id, 8, app_id="stripe", description="dispute")
+    outcomes = await apply_batch(db, user.id, [UsageDebit(user.id, 1, "chat", "x")] * 3)
+    assert [(o.required, o.available) for o in outcomes if isinstance(o, InsufficientCredits)] == [
+        (1, -3)
+    ] * 3
+    nobody = api.actor()
+    outcomes = await apply_batch(db, nobody.id, [UsageDebit(nobody.id, 1, "chat", "x")] * 2)
+    assert [(o.required, o.available) for o in outcomes if isinstance(o, InsufficientCredits)] == [(1, 0)] * 2
+    count = await db.fetchval(
+        "SELECT count(*) FROM credits.transactions WHERE user_id = ANY($1) AND type = 'usage'",
+        [user.id, nobody.id],
+    )
+    assert count == 0
+    assert await audit(db) == []
+
+
+@pytest.fixture
+async def uncoalesced(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A second instance on the same database with coalescing off: the one-statement path."""
+    server = LiveServer(create_app(Settings(**{**settings.model_dump(), "COALESCE_DEBITS": False})))
+    url = await server.start()
+    try:
+        limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
+        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
+            yield http
+    finally:
+        await server.stop()
+
+
+async def hot_account(api: Api, http: httpx.AsyncClient, db: asyncpg.Connection) -> dict[str, Any]:
+    """200 debits of 1 on 100 credits, and a retried keyed debit, all at once on one account."""
+    user = api.actor()
+    await api.fund(user.id, 150)
+    plain = {"userId": user.id, "amount": 1, "appId": "chat", "description": "one"}
+    keyed = {**plain, "amount": 50, "description": "fifty"}
+    results = await asyncio.gather(
+        *[http.post(USE, json=plain, headers=HEADERS) for _ in range(200)],
+        *[
+            http.post(USE, json=keyed, headers={**HEADERS, "Idempotency-Key": f"k-{user.id}"})
+            for _ in range(10)
+        ],
+    )
+    plain_results, keyed_results = results[:200], results[200:]
+    assert all(r.status_code in (200, 402) for r in results)
+    for r in results:
+        if r.status_code == 402:
+            assert r.json()["code"] == "insufficient_credits"
+    keyed_ids = {r.json()["transaction"]["id"] for r in keyed_results if r.status_code == 200}
+    rows = await db.fetch(
+        "SELECT amount, balance_after FROM credits.transactions WHERE user_id = $1 AND type = 'usage'",
+        user.id,
+    )
+    assert await audit(db) == []
+    return {
+        "plain": sorted(r.status_code for r in plain_results),
+        "keyed": sorted(r.status_code for r in keyed_results),
+        "keyed_effects": len(keyed_ids),
+        "replays": sum(r.headers.get("idempotent-replayed") == "true" for r in keyed_results),
+        "rows": sorted(r["balance_after"] for r in rows),
+        "balance": (await api.balance(user))["balance"],
+    }
+
+
+async def test_same_answers_with_and_without_coalescing(
+    api: Api, client: httpx.AsyncClient, uncoalesced: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    on = await hot_account(api, client, db)
+    off = await hot_account(api, uncoalesced, db)
+    # 150 credits: the keyed 50 lands once (the other 9 replay it if it succeeded, or all retry to 402),
+    # and plain debits of 1 take what is left; every 200 has its row, every row a distinct balance.
+    for result in (on, off):
+        assert result["keyed_effects"] <= 1
+        taken = 50 * result["keyed_effects"] + result["plain"].count(200)
+        assert taken == 150 and result["balance"] == 0
+        assert len(set(result["rows"])) == len(result["rows"])  # no two debits saw the same balance
+        assert len(result["rows"]) == result["keyed_effects"] + result["plain"].count(200)
+        if result["keyed_effects"]:
+            assert result["keyed"] == [200] * 10 and result["replays"] == 9
+    assert on["plain"].count(402) == 200 - on["plain"].count(200)
