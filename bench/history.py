@@ -4,7 +4,8 @@ Seeded with SQL (`generate_series`; the table's plain indexes are dropped for th
 their own definitions afterwards, which is much faster than maintaining them row by row). Then the history
 query the endpoint runs (`credits.repository.list_transactions`, 50 rows) is timed for the heavy user:
 the first page, a keyset page 900,000 rows deep, and a page filtered by `type` + `appId` that matches
-only 10 of the user's oldest rows (the case that scanned the whole history before its index).
+only 10 of the user's oldest rows (the case that scanned the whole history before its index). Reported:
+p99 in the database (planning + execution of that SQL, EXPLAIN ANALYZE) and p99 of the round trip.
 
     .venv/bin/python -m bench.history [--rows 10000000] [--heavy 1000000] [--samples 200]
 """
@@ -15,7 +16,9 @@ import argparse
 import asyncio
 import json
 import time
-from typing import Any
+from typing import Any, cast
+
+import asyncpg
 
 from bench.harness import embedded_database
 from mana_credits.credits.repository import list_transactions
@@ -37,8 +40,19 @@ async def seed(conn: Conn, rows: int, heavy: int) -> None:
                                  WHERE conrelid = 'credits.transactions'::regclass)
         """
     )  # fmt: skip
+    # Its primary key and unique constraints too (nothing references the table): random uuids make the
+    # primary key the slowest index to keep up row by row.
+    constraints = await conn.fetch(
+        """
+        SELECT conname AS name, pg_get_constraintdef(oid) AS definition FROM pg_constraint
+        WHERE conrelid = 'credits.transactions'::regclass AND contype IN ('p', 'u')
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.confrelid = 'credits.transactions'::regclass)
+        """
+    )  # fmt: skip
     for index in plain:
         await conn.execute(f"DROP INDEX {index['name']}")
+    for constraint in constraints:
+        await conn.execute(f"ALTER TABLE credits.transactions DROP CONSTRAINT {constraint['name']}")
     # The heavy user: row n is n seconds old, so n = heavy is the oldest.
     for start in range(1, heavy + 1, CHUNK):
         await conn.execute(
@@ -65,20 +79,47 @@ async def seed(conn: Conn, rows: int, heavy: int) -> None:
             """,
             start, min(start + CHUNK - 1, others), OTHERS,
         )  # fmt: skip
+    for constraint in constraints:
+        await conn.execute(
+            f"ALTER TABLE credits.transactions ADD CONSTRAINT {constraint['name']} {constraint['definition']}"
+        )
     for index in plain:
         await conn.execute(index["definition"])
     await conn.execute("VACUUM ANALYZE credits.transactions")
 
 
-async def p99_ms(conn: Conn, samples: int, **query: Any) -> float:
-    timings = []
+class Recorder:
+    """Stands in for the connection to see the SQL `list_transactions` sends (the endpoint's own query)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.sql = ""
+        self.args: tuple[Any, ...] = ()
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        self.sql, self.args = sql, args
+        return await self.conn.fetch(sql, *args)
+
+
+def p99(timings: list[float]) -> float:
+    timings = sorted(timings)
+    return round(timings[max(0, int(len(timings) * 0.99) - 1)], 2)
+
+
+async def page_p99_ms(conn: asyncpg.Connection, samples: int, **query: Any) -> tuple[float, float]:
+    """p99 of the page's time in the database (planning + execution, EXPLAIN ANALYZE) and round trip."""
+    recorder = Recorder(conn)
+    round_trips = []
     for _ in range(samples):
         started = time.perf_counter()
-        rows = await list_transactions(conn, HEAVY, limit=50, offset=0, **query)
-        timings.append((time.perf_counter() - started) * 1000)
+        rows = await list_transactions(cast(Conn, recorder), HEAVY, limit=50, offset=0, **query)
+        round_trips.append((time.perf_counter() - started) * 1000)
         assert rows, "the page must not be empty"
-    timings.sort()
-    return round(timings[max(0, int(len(timings) * 0.99) - 1)], 2)
+    in_db = []
+    for _ in range(samples):
+        plan = (await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {recorder.sql}", *recorder.args))[0]
+        in_db.append(plan["Planning Time"] + plan["Execution Time"])
+    return p99(in_db), p99(round_trips)
 
 
 async def run(rows: int = 10_000_000, heavy: int = 1_000_000, samples: int = 200) -> dict[str, Any]:
@@ -94,15 +135,17 @@ async def run(rows: int = 10_000_000, heavy: int = 1_000_000, samples: int = 200
                 "ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT 1",
                 HEAVY, heavy * 9 // 10,
             )  # fmt: skip
-            filtered = {"type_": "refund", "app_id": "chat"}
-            result = {
-                "first_page_p99_ms": await p99_ms(conn, samples, after=None, type_=None, app_id=None),
-                "deep_page_p99_ms": await p99_ms(
-                    conn, samples, after=(deep["created_at"], deep["id"]), type_=None, app_id=None
-                ),
-                "filtered_page_p99_ms": await p99_ms(conn, samples, after=None, **filtered),
-                "rows": count,
+            pages = {
+                "first_page": {"after": None, "type_": None, "app_id": None},
+                "deep_page": {"after": (deep["created_at"], deep["id"]), "type_": None, "app_id": None},
+                "filtered_page": {"after": None, "type_": "refund", "app_id": "chat"},
             }
+            result: dict[str, Any] = {}
+            for name, query in pages.items():
+                in_db, round_trip = await page_p99_ms(conn, samples, **query)
+                result[f"{name}_p99_ms"] = in_db
+                result[f"{name}_round_trip_p99_ms"] = round_trip
+            result["rows"] = count
             plan = await conn.fetchval(
                 "EXPLAIN (ANALYZE, FORMAT JSON) SELECT * FROM credits.transactions WHERE user_id = $1 "
                 "AND type = 'refund' AND app_id = 'chat' ORDER BY created_at DESC, id DESC LIMIT 50",
