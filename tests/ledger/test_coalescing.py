@@ -4,6 +4,7 @@ no lost update, one ledger and usage row per accepted debit, idempotent replays,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -120,15 +121,20 @@ async def test_a_negative_or_missing_balance_refuses_the_whole_batch(
     assert await audit(db) == []
 
 
+@contextlib.asynccontextmanager
+async def fresh_client(base: str) -> AsyncIterator[httpx.AsyncClient]:
+    """Its own connections: none a keep-alive timeout of the session's client could close under it."""
+    limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+        yield http
+
+
 @pytest.fixture
-async def uncoalesced(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def uncoalesced(settings: Settings) -> AsyncIterator[str]:
     """A second instance on the same database with coalescing off: the one-statement path."""
     server = LiveServer(create_app(Settings(**{**settings.model_dump(), "COALESCE_DEBITS": False})))
-    url = await server.start()
     try:
-        limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
-        async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
-            yield http
+        yield await server.start()
     finally:
         await server.stop()
 
@@ -168,10 +174,12 @@ async def hot_account(api: Api, http: httpx.AsyncClient, db: asyncpg.Connection)
 
 
 async def test_same_answers_with_and_without_coalescing(
-    api: Api, client: httpx.AsyncClient, uncoalesced: httpx.AsyncClient, db: asyncpg.Connection
+    api: Api, base_url: str, uncoalesced: str, db: asyncpg.Connection
 ) -> None:
-    on = await hot_account(api, client, db)
-    off = await hot_account(api, uncoalesced, db)
+    async with fresh_client(base_url) as http:
+        on = await hot_account(api, http, db)
+    async with fresh_client(uncoalesced) as http:
+        off = await hot_account(api, http, db)
     # 150 credits: the keyed 50 lands once (the other 9 replay it if it succeeded, or all retry to 402),
     # and plain debits of 1 take what is left; every 200 has its row, every row a distinct balance.
     for result in (on, off):

@@ -20,19 +20,15 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Nothing to undo on release: we hold no session state (no LISTEN, session SET, cursor or session
-    advisory lock), and asyncpg itself still rolls back an open transaction. The default reset query cost
-    one round trip per request."""
-
-
 async def create_pool(dsn: str, *, size: int = 5) -> asyncpg.Pool:
+    """asyncpg's reset query on release stays although it costs a round trip per request: it is also what
+    finds a connection an outage left half-way through a message exchange, and closes it instead of
+    handing it to the next request (a no-op reset let one such connection answer a 500)."""
     pool = await asyncpg.create_pool(
         dsn,
         min_size=1,
         max_size=size,
         init=init_connection,
-        reset=_keep_session,
         # A database that is down or hung answers 503 within these bounds instead of holding requests.
         timeout=5,
         command_timeout=30,
