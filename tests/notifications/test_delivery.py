@@ -114,27 +114,48 @@ async def test_concurrent_delivery_loops_send_each_message_once(
     assert notify_stub.sent_with(ids[0])[0].body["recipient"] == "u@example.com"
 
 
-async def test_a_message_failing_for_a_day_is_parked_not_retried_forever(
-    api: Api, clock: Clock, db: asyncpg.Connection, notifier: Notifier
+async def test_mana_notify_down_for_days_loses_and_repeats_nothing(
+    api: Api, clock: Clock, db: asyncpg.Connection, notifier: Notifier, notify_stub: NotifyStub
+) -> None:
+    """An outage is not the message's fault: however long mana-notify is down (unreachable or 5xx), every
+    queued mail is tried again, at most an hour apart, and delivered once when it returns."""
+    queued = [await _pause(api, clock, db) for _ in range(3)]
+    closed = Notifier(
+        pool=notifier.pool, http=notifier.http, clock=clock, notify_url="http://127.0.0.1:9", service_key="k"
+    )
+    notify_stub.up = False
+    for hour in range(72):  # three days of delivery rounds, unreachable and answering 503 by turns
+        await (closed if hour % 2 else notifier).deliver_due()
+        clock.advance(timedelta(hours=1, seconds=1))
+    for _, external_id in queued:
+        row = await _row(db, external_id)
+        assert row["delivered_at"] is None and row["next_attempt_at"] - clock.now() <= timedelta(hours=1)
+    notify_stub.up = True
+    await asyncio.gather(notifier.deliver_due(), notifier.deliver_due())
+    clock.advance(timedelta(hours=2))
+    await notifier.deliver_due()
+    assert [len(notify_stub.sent_with(external_id)) for _, external_id in queued] == [1, 1, 1]
+
+
+async def test_a_message_refused_for_a_day_is_parked_not_retried_forever(
+    api: Api, clock: Clock, db: asyncpg.Connection, notifier: Notifier, notify_stub: NotifyStub
 ) -> None:
     from mana_credits.notifications.service import MAX_ATTEMPTS
 
     _, external_id = await _pause(api, clock, db)
-    # As if it had already failed all but one of its tries.
+    # mana-notify refuses this very message (a 4xx), and has done so all but one of its tries.
+    notify_stub.reject[external_id] = (422, b'{"error": "recipient missing"}')
     await db.execute(
         "UPDATE credits.notification_outbox SET attempts = $2 WHERE external_id = $1",
         external_id,
         MAX_ATTEMPTS - 1,
     )
-    closed = Notifier(
-        pool=notifier.pool, http=notifier.http, clock=clock, notify_url="http://127.0.0.1:9", service_key="k"
-    )
-    await closed.deliver_due()
+    await notifier.deliver_due()
     parked = await _row(db, external_id)
     assert parked["attempts"] == MAX_ATTEMPTS and parked["delivered_at"] is None
-    assert parked["last_error"]
+    assert "422" in parked["last_error"]
     clock.advance(timedelta(days=30))
-    await closed.deliver_due()
+    await notifier.deliver_due()
     assert (await _row(db, external_id))["attempts"] == MAX_ATTEMPTS
 
 

@@ -24,15 +24,17 @@ BATCH = 20
 TIMEOUT = httpx.Timeout(5.0)
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(hours=1)
-# After this many failed tries (about a day) a message is parked: kept, with its last error, but no
-# longer tried (e.g. a pause email for an account whose email we never learned).
+# After this many tries that mana-notify *refused* (a 4xx: e.g. a pause email for an account whose email we
+# never learned) a message is parked: kept, with its last error, no longer tried. An outage (unreachable,
+# timeout, 5xx, 408, 429) is not the message's fault: it is retried, at most an hour apart, until it lands.
 MAX_ATTEMPTS = 30
 PARKED = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def backoff(attempts: int) -> timedelta:
     """Wait before the next try after `attempts` failed ones: 30 s, 1 min, 2 min … at most 1 h."""
-    delay: timedelta = BACKOFF_BASE * 2 ** max(attempts - 1, 0)
+    # The exponent is capped before multiplying: an outage of days means hundreds of tries.
+    delay: timedelta = BACKOFF_BASE * 2 ** min(max(attempts - 1, 0), 16)
     return min(delay, BACKOFF_MAX)
 
 
@@ -77,9 +79,13 @@ class Notifier:
         # One `now` per round: a row that fails gets a later next attempt and is not claimed again.
         now = self.clock.now()
         result = DeliveryResult()
-        while await self._deliver_batch(now, batch, result):
-            pass
-        return result
+        while True:
+            before = result.delivered + result.failed
+            claimed = await self._deliver_batch(now, batch, result)
+            # Stop when nothing was claimed, or when no outcome could be recorded (the same rows would be
+            # claimed again at once: wait for the next round instead of spinning).
+            if not claimed or result.delivered + result.failed == before:
+                return result
 
     async def _deliver_batch(self, now: datetime, batch: int, result: DeliveryResult) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -97,13 +103,13 @@ class Notifier:
     async def _deliver(
         self, conn: Conn, row: repository.OutboxRow, now: datetime, result: DeliveryResult
     ) -> None:
-        error = await self._post(row.payload)
+        error, refused = await self._post(row.payload)
         if error is None:
             await repository.mark_delivered(conn, row.id, now)
             result.delivered += 1
             return
         tries = row.attempts + 1
-        retry_at = now + backoff(tries) if tries < MAX_ATTEMPTS else PARKED
+        retry_at = PARKED if refused and tries >= MAX_ATTEMPTS else now + backoff(tries)
         log.log(
             logging.WARNING if retry_at is not PARKED else logging.ERROR,
             "notification %s not delivered (try %s%s): %s",
@@ -112,15 +118,16 @@ class Notifier:
         await repository.mark_failed(conn, row.id, retry_at, error)
         result.failed += 1
 
-    async def _post(self, payload: dict[str, Any]) -> str | None:
-        """None when mana-notify accepted the message, else why not."""
+    async def _post(self, payload: dict[str, Any]) -> tuple[str | None, bool]:
+        """(None, False) when mana-notify accepted the message, else (why not, whether it refused it)."""
         url = f"{self.notify_url.rstrip('/')}/api/v1/notifications/send"
         try:
             response = await self.http.post(
                 url, json=payload, headers={"X-Service-Key": self.service_key}, timeout=TIMEOUT
             )
         except Exception as exc:  # any failure to talk to mana-notify is a failed try, never a crash
-            return f"{type(exc).__name__}: {exc}"
+            return f"{type(exc).__name__}: {exc}", False
         if response.is_success:
-            return None
-        return f"HTTP {response.status_code}: {response.text[:200]}"
+            return None, False
+        refused = 400 <= response.status_code < 500 and response.status_code not in (408, 429)
+        return f"HTTP {response.status_code}: {response.text[:200]}", refused
