@@ -83,8 +83,12 @@ async def test_forwarded_requests_without_trusted_proxies_warn_once(
         await proxied(scope, receive, send)  # type: ignore[arg-type]
 
     records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append  # type: ignore[method-assign]
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(logging.WARNING)
     logging.getLogger("mana_credits").addHandler(handler)
     server = Served(served)
     url = await server.start()

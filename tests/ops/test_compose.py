@@ -1,0 +1,70 @@
+"""deploy/compose.yaml, parsed: the services Mana's Compose needs, and only variables the service reads."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mana_credits.config import Settings
+
+ROOT = Path(__file__).parents[2]
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    return data
+
+
+def mebibytes(limit: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([mg])", limit.lower()).groups()  # type: ignore[union-attr]
+    return int(number) * (1024 if unit == "g" else 1)
+
+
+def test_services_and_their_order() -> None:
+    services = compose()["services"]
+    assert set(services) == {"postgres", "migrate", "mana-credits"}
+    assert services["migrate"]["command"] == ["mana-credits", "migrate"]
+    assert services["migrate"]["restart"] == "no"
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    app = services["mana-credits"]
+    assert app["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert app["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert app["deploy"]["replicas"] == 2
+    assert app["command"][:2] == ["mana-credits", "serve"]
+    for service in services.values():
+        assert mebibytes(service["mem_limit"]) > 0
+
+
+def test_healthchecks_need_no_extra_tool() -> None:
+    services = compose()["services"]
+    assert services["postgres"]["healthcheck"]["test"][0] == "CMD-SHELL"
+    check = services["mana-credits"]["healthcheck"]
+    assert check["test"] == ["CMD", "mana-credits", "healthcheck"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'CMD ["mana-credits", "healthcheck"]' in dockerfile
+
+
+def test_traefik_routes_credits_mana_how_to_the_service_port() -> None:
+    app = compose()["services"]["mana-credits"]
+    labels = dict(label.split("=", 1) for label in app["labels"])
+    assert labels["traefik.enable"] == "true"
+    assert labels["traefik.http.routers.mana-credits.rule"] == "Host(`credits.mana.how`)"
+    assert labels["traefik.http.routers.mana-credits.tls"] == "true"
+    port = labels["traefik.http.services.mana-credits.loadbalancer.server.port"]
+    assert str(app["environment"]["PORT"]) == port
+
+
+def test_environment_names_are_the_ones_the_service_reads() -> None:
+    services = compose()["services"]
+    read = set(Settings.model_fields)
+    for name in ("migrate", "mana-credits"):
+        env = services[name]["environment"]
+        assert set(env) - {"TZ"} <= read, set(env) - read
+        for required in ("DATABASE_URL", "MANA_SERVICE_KEY", "MANA_AUTH_URL", "TRUSTED_PROXIES", "BASE_URL"):
+            assert env[required], required
+    # Secrets come from the operator's environment, never written into the file.
+    for secret in ("MANA_SERVICE_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+        assert str(services["mana-credits"]["environment"][secret]).startswith("${")
