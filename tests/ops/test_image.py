@@ -87,17 +87,21 @@ class Container:
             value = value.replace("$PATH", self.env["PATH"])
             self.env[key] = self.path(value)
 
+    @property
+    def as_user(self) -> list[str]:
+        return ["setpriv", f"--reuid={self.user.pw_uid}", f"--regid={self.user.pw_gid}", "--clear-groups"]
+
     def run(self, command: str | list[str], **extra_env: str) -> subprocess.CompletedProcess[str]:
         argv = ["sh", "-c", command] if isinstance(command, str) else command
         return subprocess.run(
-            ["setpriv", f"--reuid={self.user.pw_uid}", f"--regid={self.user.pw_gid}", "--clear-groups", *argv],
+            [*self.as_user, *argv],
             cwd=self.workdir, env={**self.env, "HOME": str(self.workdir), **extra_env},
             capture_output=True, text=True, timeout=900,
         )  # fmt: skip
 
     def spawn(self, argv: list[str], **extra_env: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            ["setpriv", f"--reuid={self.user.pw_uid}", f"--regid={self.user.pw_gid}", "--clear-groups", *argv],
+            [*self.as_user, *argv],
             cwd=self.workdir, env={**self.env, "HOME": str(self.workdir), **extra_env},
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
         )  # fmt: skip
