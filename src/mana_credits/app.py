@@ -57,7 +57,19 @@ async def build_context(settings: Settings, clock: Clock | None = None) -> AppCo
         extra_keys=extra_keys,
     )
     pool = await create_pool(settings.DATABASE_URL, size=settings.DB_POOL_SIZE)
-    return AppContext(settings=settings, pool=pool, clock=clock or Clock(), http=http, verifier=verifier)
+    read_pool = (
+        await create_pool(settings.DATABASE_READ_URL, size=settings.DB_POOL_SIZE)
+        if settings.DATABASE_READ_URL
+        else None
+    )
+    return AppContext(
+        settings=settings,
+        pool=pool,
+        clock=clock or Clock(),
+        http=http,
+        verifier=verifier,
+        read_pool=read_pool,
+    )
 
 
 async def close_context(ctx: AppContext) -> None:
@@ -65,6 +77,8 @@ async def close_context(ctx: AppContext) -> None:
         if hasattr(extra, "aclose"):
             await extra.aclose()
     await ctx.pool.close()
+    if ctx.read_pool is not None:
+        await ctx.read_pool.close()
     await ctx.http.aclose()
 
 

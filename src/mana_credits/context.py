@@ -20,6 +20,14 @@ class AppContext:
     clock: Clock
     http: httpx.AsyncClient
     verifier: JwtVerifier
+    # DATABASE_READ_URL's pool, else None. Only reads that may lag a moment behind a write go there
+    # (a user's own balance and history); see `reader`.
+    read_pool: asyncpg.Pool | None = None
     # Per-domain singletons (e.g. the Stripe client) created lazily by their domain; closed on shutdown
     # when they have an `aclose()`.
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reader(self) -> asyncpg.Pool:
+        """The pool for lag-tolerant reads: the read replica when configured, else the primary."""
+        return self.read_pool or self.pool

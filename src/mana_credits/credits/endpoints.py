@@ -80,7 +80,9 @@ def _debits(ctx: AppContext) -> Coalescer:
 
 @get("/balance")
 async def my_balance(ctx: AppContext, user: AuthUser) -> Balance:
-    async with ctx.pool.acquire() as conn:
+    # The read replica when configured: a balance shown a moment late is fine for a person; the internal
+    # balance below, which apps check before charging, stays on the primary.
+    async with ctx.reader.acquire() as conn:
         return await ledger.get_balance(conn, user.id)
 
 
@@ -102,7 +104,7 @@ async def my_transactions(
     app_id: str | None = Parameter(query="appId", default=None, max_length=100),
 ) -> Response[list[Transaction]]:
     after = decode_cursor(cursor) if cursor else None
-    async with ctx.pool.acquire() as conn:
+    async with ctx.reader.acquire() as conn:
         rows = await repository.list_transactions(
             conn, user.id, limit=limit, offset=0 if after else offset, after=after,
             type_=type.value if type else None, app_id=app_id,
