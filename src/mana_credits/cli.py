@@ -8,6 +8,8 @@ import shutil
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import Progress
@@ -16,7 +18,11 @@ from mana_credits.config import Settings
 from mana_credits.gifts import cli as gifts_cli
 from mana_credits.kit.cli import console, database, refuse
 from mana_credits.payments import cli as payments_cli
+from mana_credits.support import cli as support_cli
 from mana_credits.sync_billing import cli as sync_cli
+
+if TYPE_CHECKING:
+    from mana_credits.ledger.audit import Offender
 
 app = typer.Typer(
     help="mana-credits: the credit and billing service of the Mana app ecosystem.", no_args_is_help=True
@@ -24,6 +30,9 @@ app = typer.Typer(
 app.add_typer(payments_cli.app, name="packages", help="List, add and deactivate credit packages.")
 app.add_typer(gifts_cli.app, name="gifts", help="Gift operator commands (expiry sweep).")
 app.add_typer(sync_cli.app, name="billing", help="Cloud-sync billing (run renewals now).")
+app.add_typer(support_cli.user_app, name="user", help="Look up one user (support).")
+app.command()(support_cli.grant)
+app.command()(support_cli.export)
 
 
 def _migrate(url: str) -> None:
@@ -173,34 +182,49 @@ def token(
 
 
 @app.command()
-def audit() -> None:
+def audit(
+    fix_report: bool = typer.Option(
+        False, "--fix-report", help="also say, per finding, what an operator must decide"
+    ),
+) -> None:
     """Check the ledger invariant for every user; exit 1 and list the offenders on any mismatch."""
     settings = Settings()
     with database(settings) as url:
-        offenders = asyncio.run(_audit(url))
+        offenders, questions = asyncio.run(_audit(url, questions=fix_report))
+    for offender in offenders:
+        console.print(f"[red]{offender.user_id}[/red]: {'; '.join(offender.problems)}", soft_wrap=True)
+        if fix_report:
+            for decision in support_cli.decisions(offender):
+                console.print(f"  decide: {decision}", soft_wrap=True, highlight=False)
+    for subject, question in questions:
+        console.print(f"[yellow]{subject}[/yellow]: {question}", soft_wrap=True, highlight=False)
     if offenders:
-        for user_id, problems in offenders:
-            console.print(f"[red]{user_id}[/red]: {'; '.join(problems)}", soft_wrap=True)
         console.print(f"[red]{len(offenders)} user(s) violate the ledger invariant[/red]", soft_wrap=True)
+    else:
+        console.print("[green]ledger consistent[/green]", soft_wrap=True)
+    if offenders or questions:
         raise typer.Exit(1)
-    console.print("[green]ledger consistent[/green]", soft_wrap=True)
 
 
-async def _audit(url: str) -> list[tuple[str, list[str]]]:
+async def _audit(url: str, *, questions: bool) -> tuple[list[Offender], list[tuple[str, str]]]:
     from mana_credits.db.pool import connect
     from mana_credits.ledger.audit import audit_batches, count_users
 
     conn = await connect(url)
-    found: list[tuple[str, list[str]]] = []
+    found: list[Offender] = []
     try:
         with Progress(console=console, transient=not sys.stderr.isatty()) as progress:
             task = progress.add_task("auditing balances", total=await count_users(conn))
             async for checked, offenders in audit_batches(conn):
-                found.extend((item.user_id, item.problems) for item in offenders)
+                found.extend(offenders)
                 progress.advance(task, checked)
+        if not questions:
+            return found, []
+        from mana_credits.support.repository import open_questions
+
+        return found, await open_questions(conn, datetime.now(UTC))
     finally:
         await conn.close()
-    return found
 
 
 def main() -> None:

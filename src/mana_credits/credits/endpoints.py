@@ -13,7 +13,7 @@ from mana_credits.accounts.endpoints import erase_account
 from mana_credits.auth.dependencies import CALLER, USER
 from mana_credits.auth.models import AuthUser, ServiceCaller
 from mana_credits.context import AppContext
-from mana_credits.credits import holds_endpoints, repository, usage
+from mana_credits.credits import grants, holds_endpoints, repository, usage
 from mana_credits.credits.operations import OPERATIONS, Operation
 from mana_credits.credits.schemas import (
     InternalGrant,
@@ -188,25 +188,12 @@ async def internal_refund(
 async def internal_grant(ctx: AppContext, caller: ServiceCaller, data: InternalGrant) -> Response[Any]:
     """Exactly once per (userId, referenceId): a repeat answers `alreadyGranted: true` and moves nothing."""
     async with ctx.pool.acquire() as conn, conn.transaction():
-        scope = f"grant:{data.user_id}"
-        stored = await idempotency.claim(conn, scope, data.reference_id, "grant")
-        if stored is not None:
-            balance = await ledger.get_balance(conn, data.user_id, create=False)
-            body = {**stored[1], "alreadyGranted": True, "newBalance": balance.balance}
-            return idempotency.json_response(200, body, replayed=True)
-        entry = await ledger.credit(
-            conn, data.user_id, data.amount, type=TxType.GRANT, app_id=caller.app_or("community"),
+        body, replayed = await grants.grant_once(
+            conn, user_id=data.user_id, amount=data.amount, reason=data.reason,
+            reference_id=data.reference_id, app_id=caller.app_or("community"),
             description=data.description or data.reason,
-            metadata={"referenceId": data.reference_id, "reason": data.reason},
         )  # fmt: skip
-        body = {
-            "ok": True,
-            "alreadyGranted": False,
-            "newBalance": entry.balance,
-            "transactionId": str(entry.transaction.id),
-        }
-        await idempotency.remember(conn, scope, data.reference_id, 200, body)
-        return idempotency.json_response(200, body)
+    return idempotency.json_response(200, body, replayed=replayed)
 
 
 @post("/init", status_code=200)

@@ -1,0 +1,1 @@
+"""Operator commands for supporting one user: look them up, grant credits, export the ledger."""
