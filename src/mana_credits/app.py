@@ -30,6 +30,7 @@ from mana_credits.kit.errors import EXCEPTION_HANDLERS
 from mana_credits.kit.jobs import JobRunner
 from mana_credits.kit.logs import request_id_middleware
 from mana_credits.kit.validation import strict_json_body
+from mana_credits.ledger import tasks as ledger_tasks
 from mana_credits.notifications import tasks as notification_tasks
 from mana_credits.payments import endpoints as payments_endpoints
 from mana_credits.payments import tasks as payments_tasks
@@ -39,7 +40,7 @@ from mana_credits.web import routes as web_routes
 
 log = logging.getLogger("mana_credits")
 
-JOB_SOURCES = [credits_tasks, gifts_tasks, payments_tasks, sync_tasks, notification_tasks]
+JOB_SOURCES = [ledger_tasks, credits_tasks, gifts_tasks, payments_tasks, sync_tasks, notification_tasks]
 
 
 async def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:

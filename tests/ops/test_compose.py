@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -68,3 +69,27 @@ def test_environment_names_are_the_ones_the_service_reads() -> None:
     # Secrets come from the operator's environment, never written into the file.
     for secret in ("MANA_SERVICE_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
         assert str(services["mana-credits"]["environment"][secret]).startswith("${")
+
+
+def _metric_names(text: str) -> set[str]:
+    return {name.removesuffix("_bucket") for name in re.findall(r"mana_credits_[a-z_]+", text)}
+
+
+def test_dashboard_and_alerts_use_metrics_the_service_exports() -> None:
+    from prometheus_client import REGISTRY
+
+    import mana_credits.app  # noqa: F401  (defines every metric)
+
+    exported = {
+        name
+        for collector in REGISTRY._collector_to_names  # the registry's own index of series names
+        for name in REGISTRY._collector_to_names[collector]
+    } | {"mana_credits_requests_total", "mana_credits_request_duration_seconds"}
+    dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    rules = yaml.safe_load((ROOT / "deploy" / "alerts.yml").read_text())["groups"][0]["rules"]
+    alerts = " ".join(rule["expr"] for rule in rules)
+    for name in _metric_names(exprs) | _metric_names(alerts):
+        assert name in exported or f"{name}_bucket" in exported, name
+    needs_a_person = {"CreditsRenewalJobStalled", "CreditsOutboxBacklogGrowing", "CreditsWebhookFailures"}
+    assert {rule["alert"] for rule in rules} >= needs_a_person | {"CreditsAuditMismatch"}

@@ -24,7 +24,8 @@ import asyncpg
 
 from mana_credits import ledger
 from mana_credits.db.pool import Conn
-from mana_credits.kit.errors import Conflict, CreditsError, NotFound
+from mana_credits.kit import money_metrics
+from mana_credits.kit.errors import Conflict, CreditsError, InsufficientCredits, NotFound
 
 SWEEP_BATCH = 500
 
@@ -57,7 +58,11 @@ async def reserve(
     conn: Conn, *, user_id: str, amount: int, reason: str, app_id: str, ttl_seconds: int, now: datetime
 ) -> Reserved:
     """Move `amount` into `reserved` and record the hold; the caller owns the transaction."""
-    balance = await ledger.hold(conn, user_id, amount)
+    try:
+        balance = await ledger.hold(conn, user_id, amount)
+    except InsufficientCredits:
+        money_metrics.INSUFFICIENT.labels(app_id).inc()
+        raise
     expires_at = now + timedelta(seconds=ttl_seconds)
     reservation_id = await conn.fetchval(
         "INSERT INTO credits.reservations (user_id, amount, reason, app_id, expires_at, created_at) "

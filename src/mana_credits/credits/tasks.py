@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mana_credits.context import AppContext
 from mana_credits.credits import holds
-from mana_credits.kit import idempotency
+from mana_credits.kit import idempotency, money_metrics
 from mana_credits.kit.jobs import Job
 
 HOLD_SWEEP_SECONDS = 30.0
@@ -13,7 +13,9 @@ KEY_PURGE_SECONDS = 3600.0
 
 def jobs(ctx: AppContext) -> list[Job]:
     async def sweep() -> int:
-        return await holds.sweep_expired(ctx.pool, ctx.clock.now())
+        released = await holds.sweep_expired(ctx.pool, ctx.clock.now())
+        money_metrics.HOLDS_EXPIRED.inc(released)
+        return released
 
     async def purge_keys() -> int:
         return await idempotency.purge(ctx.pool, ctx.clock.now())

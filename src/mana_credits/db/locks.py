@@ -9,6 +9,7 @@ from __future__ import annotations
 from mana_credits.db.pool import Conn
 
 MIGRATE = "mana-credits:migrate"
+AUDIT = "mana-credits:audit"
 
 
 def key_sql(param: str) -> str:
@@ -24,3 +25,12 @@ async def xact_lock(conn: Conn, kind: str, key: str) -> None:
 async def session_lock(conn: Conn, key: str) -> None:
     """Wait for the lock on `key`; it is held until unlocked or the connection closes."""
     await conn.execute(f"SELECT pg_advisory_lock({key_sql('$1')})", key)
+
+
+async def session_try_lock(conn: Conn, key: str) -> bool:
+    """Take the lock on `key` if free (held until unlocked or the connection closes); False if taken."""
+    return bool(await conn.fetchval(f"SELECT pg_try_advisory_lock({key_sql('$1')})", key))
+
+
+async def session_unlock(conn: Conn, key: str) -> None:
+    await conn.execute(f"SELECT pg_advisory_unlock({key_sql('$1')})", key)

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from mana_credits.kit import money_metrics
+
 log = logging.getLogger("mana_credits.jobs")
 
 
@@ -44,8 +46,10 @@ class JobRunner:
             try:
                 result = await job.run()
                 log.debug("job %s: %s", job.name, result)
+                money_metrics.job_succeeded(job.name)
             except asyncio.CancelledError:
                 raise
             except Exception:
+                money_metrics.JOB_FAILURES.labels(job.name).inc()
                 log.exception("job %s failed; retrying next interval", job.name)
             await asyncio.sleep(job.interval_seconds)

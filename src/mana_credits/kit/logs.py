@@ -14,14 +14,20 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+# The calling service as it names itself (X-App-Id), for internal calls; absent for browsers.
+calling_app: contextvars.ContextVar[str | None] = contextvars.ContextVar("calling_app", default=None)
 
 HEADER = b"x-request-id"
+APP_HEADER = b"x-app-id"
 
 
 def _add_request_id(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     rid = request_id.get()
     if rid is not None:
         event["request_id"] = rid
+    app = calling_app.get()
+    if app is not None:
+        event["app"] = app
     return event
 
 
@@ -58,9 +64,10 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(HEADER, b"").decode("latin-1")[:100]
-        rid = incoming or uuid.uuid4().hex
+        headers = dict(scope["headers"])
+        rid = headers.get(HEADER, b"").decode("latin-1")[:100] or uuid.uuid4().hex
         token = request_id.set(rid)
+        app_token = calling_app.set(headers.get(APP_HEADER, b"").decode("latin-1")[:100] or None)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -71,5 +78,6 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send_with_id)
         finally:
             request_id.reset(token)
+            calling_app.reset(app_token)
 
     return middleware

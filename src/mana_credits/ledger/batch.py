@@ -10,6 +10,7 @@ from uuid import UUID
 import msgspec
 
 from mana_credits.db.pool import Conn
+from mana_credits.kit import money_metrics
 from mana_credits.ledger.models import TxType
 from mana_credits.ledger.repository import USAGE_DAY
 
@@ -76,4 +77,8 @@ async def debit_many(
         app_id,
         record_usage,
     )
-    return {row["user_id"]: row["id"] for row in rows}
+    debited = {row["user_id"]: row["id"] for row in rows}
+    money_metrics.moved(-sum(item.amount for item in items if item.user_id in debited), app_id, type.value)
+    if len(debited) < len(items):
+        money_metrics.INSUFFICIENT.labels(app_id).inc(len(items) - len(debited))
+    return debited

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from mana_credits.db.pool import Conn
+from mana_credits.kit import money_metrics
 from mana_credits.kit.errors import InsufficientCredits
 from mana_credits.ledger.models import AccountSummary, Balance, BalanceRow, Entry, Transaction, TxType
 
@@ -154,7 +155,9 @@ async def debit(
         idempotency_key,
     )  # fmt: skip
     if row is None:
+        money_metrics.INSUFFICIENT.labels(app_id).inc()
         raise await _insufficient(conn, user_id, amount)
+    money_metrics.moved(-amount, app_id, type.value)
     return _entry(row)
 
 
@@ -175,6 +178,7 @@ async def _apply(
         _APPLY, user_id, amount, earned, spent, type.value, app_id, description, metadata, idempotency_key
     )
     assert row is not None
+    money_metrics.moved(amount, app_id, type.value)
     return _entry(row)
 
 
@@ -294,5 +298,6 @@ async def settle_hold(
         """,
         user_id, used, held, app_id, description, metadata, idempotency_key,
     )  # fmt: skip
+    money_metrics.moved(-used, app_id, "usage")
     assert row is not None
     return _entry(row)

@@ -9,7 +9,7 @@ from litestar import Request, Response, Router, get, post
 from mana_credits.auth.dependencies import USER
 from mana_credits.auth.models import AuthUser
 from mana_credits.context import AppContext
-from mana_credits.kit import idempotency
+from mana_credits.kit import idempotency, money_metrics
 from mana_credits.kit.errors import NotFound
 from mana_credits.kit.validation import parse_uuid
 from mana_credits.payments import repository, service, webhooks
@@ -55,8 +55,16 @@ async def stripe_webhook(ctx: AppContext, request: Request[Any, Any, Any]) -> di
         payload, request.headers.get("stripe-signature"), secret, now=int(ctx.clock.now().timestamp())
     )
     event = webhooks.decode_event(payload)
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        await webhooks.process(conn, event)
+    now = ctx.clock.now().timestamp()
+    if event.created:
+        money_metrics.WEBHOOK_LAG.observe(max(now - event.created, 0))
+    try:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            fresh = await webhooks.process(conn, event)
+    except Exception:
+        money_metrics.WEBHOOK_EVENTS.labels(event.type, "failed").inc()
+        raise
+    money_metrics.WEBHOOK_EVENTS.labels(event.type, "processed" if fresh else "duplicate").inc()
     return {"received": True}
 
 

@@ -61,6 +61,7 @@ class Event(msgspec.Struct):
     id: str
     type: str
     data: EventData
+    created: int | None = None  # Unix seconds at Stripe: how late the event arrived (a metric)
 
 
 class PaymentIntentObject(msgspec.Struct):
@@ -240,11 +241,12 @@ HANDLERS: dict[str, Callable[[Conn, Event], Awaitable[None]]] = {
 }
 
 
-async def process(conn: Conn, event: Event) -> None:
-    """Store the event id and act on it, in the caller's transaction; a duplicate does nothing."""
+async def process(conn: Conn, event: Event) -> bool:
+    """Store the event id and act on it, in the caller's transaction; a duplicate does nothing (False)."""
     if not await repository.record_event(conn, event.id, event.type):
         log.info("stripe event %s (%s) already processed", event.id, event.type)
-        return
+        return False
     handler = HANDLERS.get(event.type)
     if handler is not None:
         await handler(conn, event)
+    return True

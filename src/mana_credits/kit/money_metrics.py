@@ -1,0 +1,82 @@
+"""Prometheus metrics about the money, beside the HTTP ones: what moved, what was refused, what waits.
+
+Counters are bumped where the event happens (no extra query); gauges that need the database are sampled
+by one background job per process (`sample`), never per request. Ages are exported as timestamps, so
+PromQL computes `time() - …` and a stalled process cannot report a fresh age.
+In multiprocess mode, sampled gauges take the largest live value and pool gauges add up live processes.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import asyncpg
+from prometheus_client import Counter, Gauge, Histogram
+
+DEBITED = Counter("mana_credits_debited_credits", "Credits taken from balances", ["app", "type"])
+CREDITED = Counter("mana_credits_credited_credits", "Credits added to balances", ["app", "type"])
+INSUFFICIENT = Counter("mana_credits_insufficient_credits", "Charges and holds refused (402)", ["app"])
+HOLDS_EXPIRED = Counter("mana_credits_holds_expired", "Holds released by the expiry sweep")
+WEBHOOK_EVENTS = Counter("mana_credits_webhook_events", "Stripe events received", ["type", "result"])
+WEBHOOK_LAG = Histogram(
+    "mana_credits_webhook_lag_seconds",
+    "Arrival of a Stripe event behind its `created`",
+    buckets=(1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 24 * 3600, 3 * 24 * 3600),
+)
+JOB_LAST_SUCCESS = Gauge(
+    "mana_credits_job_last_success_timestamp_seconds", "Last successful run per job", ["job"],
+    multiprocess_mode="livemax",
+)  # fmt: skip
+JOB_FAILURES = Counter("mana_credits_job_failures", "Failed job runs", ["job"])
+HOLDS_OPEN = Gauge("mana_credits_holds_open", "Open holds", multiprocess_mode="livemax")
+OUTBOX_BACKLOG = Gauge(
+    "mana_credits_outbox_backlog", "Emails waiting for delivery", multiprocess_mode="livemax"
+)
+OUTBOX_OLDEST = Gauge(
+    "mana_credits_outbox_oldest_timestamp_seconds", "Creation time of the oldest undelivered email "
+    "(0: none)", multiprocess_mode="livemax",
+)  # fmt: skip
+POOL_IN_USE = Gauge("mana_credits_db_pool_in_use", "Connections checked out", multiprocess_mode="livesum")
+POOL_SIZE = Gauge("mana_credits_db_pool_size", "Connections open", multiprocess_mode="livesum")
+AUDIT_OFFENDERS = Gauge(
+    "mana_credits_audit_offenders", "Users violating the ledger invariant at the last audit",
+    multiprocess_mode="livemax",
+)  # fmt: skip
+AUDIT_LAST_RUN = Gauge(
+    "mana_credits_audit_last_run_timestamp_seconds",
+    "When the last audit finished",
+    multiprocess_mode="livemax",
+)
+
+
+def moved(amount: int, app_id: str, type_: str) -> None:
+    """A ledger row of `amount` (negative: taken) was written."""
+    if amount < 0:
+        DEBITED.labels(app_id, type_).inc(-amount)
+    elif amount > 0:
+        CREDITED.labels(app_id, type_).inc(amount)
+
+
+def job_succeeded(name: str) -> None:
+    JOB_LAST_SUCCESS.labels(name).set(time.time())
+
+
+_SAMPLE = """
+SELECT (SELECT count(*) FROM credits.reservations WHERE status = 'reserved') AS holds_open,
+       (SELECT count(*) FROM credits.notification_outbox WHERE delivered_at IS NULL) AS backlog,
+       (SELECT min(created_at) FROM credits.notification_outbox WHERE delivered_at IS NULL) AS oldest
+"""
+
+
+async def sample(pool: asyncpg.Pool) -> None:
+    """Refresh the gauges that need the database (one query) and the pool's own figures."""
+    POOL_SIZE.set(pool.get_size())
+    POOL_IN_USE.set(pool.get_size() - pool.get_idle_size())
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(_SAMPLE)
+    assert row is not None
+    HOLDS_OPEN.set(row["holds_open"])
+    OUTBOX_BACKLOG.set(row["backlog"])
+    oldest: datetime | None = row["oldest"]
+    OUTBOX_OLDEST.set(oldest.timestamp() if oldest else 0)

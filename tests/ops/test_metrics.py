@@ -1,0 +1,114 @@
+"""Money metrics on GET /metrics, and JSON log lines that carry the request id and the calling app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from mana_credits.context import AppContext
+from mana_credits.kit import logs, money_metrics
+from mana_credits.kit.jobs import Job, JobRunner
+from tests.conftest import Served
+from tests.support import Api, service_headers
+
+Scrape = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+async def scrape(client: httpx.AsyncClient) -> Scrape:
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(scraped: Scrape, name: str, **labels: str) -> float:
+    return scraped.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_credits_moved_and_refused_per_app(api: Api, client: httpx.AsyncClient) -> None:
+    before = await scrape(client)
+    user = api.actor()
+    grant = {"userId": user.id, "amount": 100, "reason": "metrics", "referenceId": f"m-{user.id}"}
+    response = await client.post(
+        "/api/v1/internal/credits/grant", json=grant, headers=service_headers(app="metrics-app")
+    )
+    assert response.status_code == 200
+    spend = {"amount": 30, "appId": "metrics-chat", "description": "chat"}
+    assert (await client.post("/api/v1/credits/use", json=spend, headers=user.headers)).status_code == 200
+    too_much = {"amount": 1000, "appId": "metrics-chat", "description": "chat"}
+    assert (await client.post("/api/v1/credits/use", json=too_much, headers=user.headers)).status_code == 402
+    after = await scrape(client)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("mana_credits_credited_credits_total", app="metrics-app", type="grant") == 100
+    assert delta("mana_credits_debited_credits_total", app="metrics-chat", type="usage") == 30
+    assert delta("mana_credits_insufficient_credits_total", app="metrics-chat") == 1
+
+
+async def test_sampled_gauges_and_job_success(ctx: AppContext, client: httpx.AsyncClient) -> None:
+    await money_metrics.sample(ctx.pool)
+    async with ctx.pool.acquire() as conn:
+        open_holds = await conn.fetchval(
+            "SELECT count(*) FROM credits.reservations WHERE status = 'reserved'"
+        )
+        backlog = await conn.fetchval(
+            "SELECT count(*) FROM credits.notification_outbox WHERE delivered_at IS NULL"
+        )
+    scraped = await scrape(client)
+    assert value(scraped, "mana_credits_holds_open") == open_holds
+    assert value(scraped, "mana_credits_outbox_backlog") == backlog
+    assert value(scraped, "mana_credits_db_pool_size") >= 1
+
+    ran = asyncio.Event()
+
+    async def work() -> None:
+        ran.set()
+
+    runner = JobRunner([Job("metrics-test-job", 3600, work)])
+    runner.start()
+    await ran.wait()
+    for _ in range(100):  # the loop records success right after the run returns
+        if value(
+            await scrape(client), "mana_credits_job_last_success_timestamp_seconds", job="metrics-test-job"
+        ):
+            break
+        await asyncio.sleep(0.01)
+    await runner.stop()
+    stamp = value(
+        await scrape(client), "mana_credits_job_last_success_timestamp_seconds", job="metrics-test-job"
+    )
+    assert stamp > 0
+
+
+async def test_log_lines_carry_request_id_and_calling_app(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    logs.configure(json=True)
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        logging.getLogger("mana_credits.test").info("charged")
+        await send({"type": "http.response.start", "status": 204, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b""})  # type: ignore[operator]
+
+    server = Served(logs.request_id_middleware(app), lifespan=False)  # type: ignore[arg-type]
+    url = await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=url) as http:
+            response = await http.get("/", headers={"X-Request-Id": "req-42", "X-App-Id": "chat"})
+            assert response.headers["x-request-id"] == "req-42"
+    finally:
+        await server.stop()
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if '"charged"' in line]
+    assert lines and lines[0]["request_id"] == "req-42" and lines[0]["app"] == "chat"
