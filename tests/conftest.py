@@ -125,9 +125,12 @@ class Served:
     """Any ASGI app served by uvicorn on 127.0.0.1 inside the running event loop."""
 
     def __init__(self, app: Any, *, lifespan: bool = True) -> None:
+        # Keep-alive longer than any pause between tests on a loaded machine: a pooled client connection the
+        # server closes just as the client reuses it would fail a test with a ReadError.
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, lifespan="on" if lifespan else "off", log_level="warning"
-        )
+            app, host="127.0.0.1", port=0, lifespan="on" if lifespan else "off", log_level="warning",
+            timeout_keep_alive=300,
+        )  # fmt: skip
         self.server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 
