@@ -7,16 +7,18 @@ import csv
 import hashlib
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mana_credits.config import Settings
-from mana_credits.db.pool import Conn
 from mana_credits.kit.cli import console, database, with_connection
-from mana_credits.ledger.audit import Offender
+
+if TYPE_CHECKING:  # the ledger imports the web framework: `healthcheck` must start fast
+    from mana_credits.db.pool import Conn
+    from mana_credits.ledger.audit import Offender
 
 user_app = typer.Typer(no_args_is_help=True)
 
