@@ -4,6 +4,7 @@ Counters are bumped where the event happens (no extra query); gauges that need t
 by one background job per process (`sample`), never per request. Ages are exported as timestamps, so
 PromQL computes `time() - …` and a stalled process cannot report a fresh age.
 In multiprocess mode, sampled gauges take the largest live value and pool gauges add up live processes.
+Defined with kit.metrics' classes, so an update costs no getpid.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import time
 from datetime import datetime
 
 import asyncpg
-from prometheus_client import Counter, Gauge, Histogram
+
+from mana_credits.kit.metrics import Counter, Gauge, Histogram
 
 DEBITED = Counter("mana_credits_debited_credits", "Credits taken from balances", ["app", "type"])
 CREDITED = Counter("mana_credits_credited_credits", "Credits added to balances", ["app", "type"])
