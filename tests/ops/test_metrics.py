@@ -112,3 +112,24 @@ async def test_log_lines_carry_request_id_and_calling_app(capsys: pytest.Capture
         root.setLevel(level)
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if '"charged"' in line]
     assert lines and lines[0]["request_id"] == "req-42" and lines[0]["app"] == "chat"
+
+
+async def test_concurrent_debits_on_one_account_are_counted_once_each(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    before = await scrape(client)
+    user = api.actor()
+    await api.fund(user.id, 100)
+    spend = {"amount": 10, "appId": "metrics-burst", "description": "burst"}
+    responses = await asyncio.gather(
+        *(client.post("/api/v1/credits/use", json=spend, headers=user.headers) for _ in range(20))
+    )
+    assert sorted(r.status_code for r in responses) == [200] * 10 + [402] * 10
+    after = await scrape(client)
+    debited = value(after, "mana_credits_debited_credits_total", app="metrics-burst", type="usage") - value(
+        before, "mana_credits_debited_credits_total", app="metrics-burst", type="usage"
+    )
+    refused = value(after, "mana_credits_insufficient_credits_total", app="metrics-burst") - value(
+        before, "mana_credits_insufficient_credits_total", app="metrics-burst"
+    )
+    assert (debited, refused) == (100, 10)

@@ -21,6 +21,7 @@ import asyncpg
 import msgspec
 
 from mana_credits.db.pool import Conn
+from mana_credits.kit import money_metrics
 from mana_credits.kit.errors import InsufficientCredits
 from mana_credits.ledger.models import Entry, Transaction, TxType
 from mana_credits.ledger.repository import USAGE_DAY, debit
@@ -97,6 +98,11 @@ async def apply_batch(conn: Conn, user_id: str, items: list[UsageDebit]) -> list
              for _, item, _ in accepted],
         )  # fmt: skip
     assert len(rows) == len(accepted)
+    for item, outcome in zip(items, outcomes, strict=True):
+        if isinstance(outcome, InsufficientCredits):
+            money_metrics.INSUFFICIENT.labels(item.app_id).inc()
+        else:
+            money_metrics.moved(-item.amount, item.app_id, "usage")
     by_id = {r["id"]: r for r in rows}
     entries: dict[uuid.UUID, Entry] = {}
     spent = row["total_spent"] if row is not None else 0
