@@ -135,6 +135,7 @@ async def run(rows: int = 10_000_000, heavy: int = 1_000_000, samples: int = 200
                 "ORDER BY created_at DESC, id DESC OFFSET $2 LIMIT 1",
                 HEAVY, heavy * 9 // 10,
             )  # fmt: skip
+            assert deep is not None, "the heavy user has fewer rows than seeded"
             pages = {
                 "first_page": {"after": None, "type_": None, "app_id": None},
                 "deep_page": {"after": (deep["created_at"], deep["id"]), "type_": None, "app_id": None},

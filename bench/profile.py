@@ -26,12 +26,13 @@ def summarize(folded: Path, top: int) -> None:
     total: collections.Counter[str] = collections.Counter()
     samples = 0
     for line in folded.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
+        stack, _, counted = line.rpartition(" ")
         frames = stack.split(";")
-        samples += int(count)
-        own[frames[-1]] += int(count)
+        count = int(counted)
+        samples += count
+        own[frames[-1]] += count
         for frame in set(frames):
-            total[frame] += int(count)
+            total[frame] += count
     for title, counter in (("self", own), ("total", total)):
         print(f"\n-- top {top} by {title} ({samples} samples)")
         for frame, count in counter.most_common(top):

@@ -86,6 +86,7 @@ async def verify(url: str, count: int) -> list[str]:
             ) t
             """
         )
+        assert charges is not None  # an aggregate without GROUP BY returns one row
         if (charges["rows"], charges["users"], charges["most"]) != (count - broke, count - broke, 1):
             problems.append(f"renewal charges {dict(charges)} != one each for {count - broke} users")
         paused = await conn.fetchval(
@@ -115,8 +116,10 @@ async def run(count: int = 100_000, runners: int = 3, batch: int = service.BATCH
         await seed(url, count, now - timedelta(hours=1))
         print(f"seeded {count:,} due subscriptions in {time.perf_counter() - started:.1f} s", flush=True)
         command = [sys.executable, "-m", "bench.sync_renewal", "--runner", url, now.isoformat(), str(batch)]
-        pipes = {"stdin": asyncio.subprocess.PIPE, "stdout": asyncio.subprocess.PIPE}
-        processes = [await asyncio.create_subprocess_exec(*command, **pipes) for _ in range(runners)]
+        pipe = asyncio.subprocess.PIPE
+        processes = [
+            await asyncio.create_subprocess_exec(*command, stdin=pipe, stdout=pipe) for _ in range(runners)
+        ]
         for process in processes:
             assert process.stdout is not None
             assert (await process.stdout.readline()).strip() == b"ready"

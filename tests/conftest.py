@@ -13,7 +13,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import httpx
@@ -211,4 +211,5 @@ def api(client: httpx.AsyncClient, jwks: JwksServer) -> Api:
 @pytest.fixture
 async def db(ctx: AppContext) -> AsyncIterator[asyncpg.Connection]:
     async with ctx.pool.acquire() as conn:
-        yield conn
+        # The pool hands out a proxy that forwards every call to its Connection; tests take it as one.
+        yield cast(asyncpg.Connection, conn)

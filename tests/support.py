@@ -30,6 +30,7 @@ class ThreadedStub:
 
     def close(self) -> None:
         self.httpd.shutdown()
+        self.httpd.server_close()  # shutdown() only stops the loop; the listening socket stays open
 
 
 class JwksServer(ThreadedStub):

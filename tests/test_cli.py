@@ -85,7 +85,7 @@ async def test_migrate_adopts_a_database_of_the_old_service(pg_admin_url: str, j
         code, out = await run_cli("seed", env={"DATABASE_URL": url})
         assert code == 0 and "0 package(s) added" in out
         row = await conn.fetchrow("SELECT balance, reserved FROM credits.balances WHERE user_id = 'old-user'")
-        assert (row["balance"], row["reserved"]) == (150, 20)
+        assert row is not None and (row["balance"], row["reserved"]) == (150, 20)
         code, out = await run_cli("audit", env={"DATABASE_URL": url})
         assert code == 0, out
 

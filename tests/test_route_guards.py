@@ -10,7 +10,7 @@ import inspect
 import re
 import textwrap
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -70,7 +70,7 @@ PREFIX_GUARD = [
 ]
 
 
-def app_for(env: str) -> Litestar:
+def app_for(env: Literal["production", "development"]) -> Litestar:
     return create_app(
         Settings(MANA_CREDITS_ENV=env, DATABASE_URL="postgresql://unused/unused", MANA_SERVICE_KEY="k" * 32)
     )

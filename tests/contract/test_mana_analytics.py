@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
+
 from tests.support import SERVICE_KEY, Api
 
 
-async def test_feedback_grant_once_per_reference(api: Api, db: object) -> None:
+async def test_feedback_grant_once_per_reference(api: Api, db: asyncpg.Connection) -> None:
     user = api.actor()
     body = {"userId": user.id, "amount": 5, "reason": "feedback_submit", "referenceId": str(uuid.uuid4()),
             "description": "Danke für dein Feedback (bug)"}  # fmt: skip
@@ -19,5 +21,5 @@ async def test_feedback_grant_once_per_reference(api: Api, db: object) -> None:
     again = await api.client.post("/api/v1/internal/credits/grant", json=body, headers=headers)
     assert again.status_code == 200 and again.json()["alreadyGranted"] is True
     assert (await api.balance(user))["balance"] == 5
-    app = await db.fetchval("SELECT app_id FROM credits.transactions WHERE user_id = $1", user.id)  # type: ignore[attr-defined]
+    app = await db.fetchval("SELECT app_id FROM credits.transactions WHERE user_id = $1", user.id)
     assert app == "community"  # what the old service wrote for grants

@@ -4,13 +4,14 @@
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 
 from tests.support import SERVICE_KEY, Api
 
 
 @pytest.mark.parametrize("app_id", ["picture", "unknown"])
-async def test_balance_consume_refund(api: Api, db: object, app_id: str) -> None:
+async def test_balance_consume_refund(api: Api, db: asyncpg.Connection, app_id: str) -> None:
     client, user = api.client, api.actor()
     await api.fund(user.id, 10)
     headers = {"Content-Type": "application/json", "X-Service-Key": SERVICE_KEY, "X-App-Id": app_id}
@@ -39,7 +40,7 @@ async def test_balance_consume_refund(api: Api, db: object, app_id: str) -> None
         json={"userId": user.id, "amount": 8, "appId": app_id, "description": "Image generation failed"},
     )  # fmt: skip
     assert refund.is_success
-    rows = await db.fetch(  # type: ignore[attr-defined]
+    rows = await db.fetch(
         "SELECT type::text, amount, app_id, metadata->>'operation' AS op FROM credits.transactions "
         "WHERE user_id = $1 ORDER BY created_at, id",
         user.id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import asyncpg
 import httpx
 import pytest
 
@@ -56,7 +57,9 @@ async def test_internal_balance_and_use(api: Api, client: httpx.AsyncClient) -> 
     assert broke.json()["details"] == {"required": 16, "available": 15}
 
 
-async def test_per_app_key_records_the_calling_app(api: Api, client: httpx.AsyncClient, db: object) -> None:
+async def test_per_app_key_records_the_calling_app(
+    api: Api, client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
     user = api.actor()
     await api.fund(user.id, 10)
     response = await client.post(
@@ -66,10 +69,10 @@ async def test_per_app_key_records_the_calling_app(api: Api, client: httpx.Async
         headers={"X-Service-Key": APP_KEYS["chat"]},
     )
     assert response.status_code == 200
-    row = await db.fetchrow(  # type: ignore[attr-defined]
+    row = await db.fetchrow(
         "SELECT app_id, metadata FROM credits.transactions WHERE user_id = $1 AND type = 'usage'", user.id
     )
-    assert row["app_id"] == "chat"
+    assert row is not None and row["app_id"] == "chat"
 
 
 async def test_service_idempotency_is_scoped_per_calling_app(api: Api, client: httpx.AsyncClient) -> None:
@@ -84,7 +87,9 @@ async def test_service_idempotency_is_scoped_per_calling_app(api: Api, client: h
     assert (await api.balance(user))["balance"] == 8
 
 
-async def test_refund_of_a_usage_never_exceeds_it(api: Api, client: httpx.AsyncClient, db: object) -> None:
+async def test_refund_of_a_usage_never_exceeds_it(
+    api: Api, client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
     user = api.actor()
     await api.fund(user.id, 100)
     use = await client.post(
@@ -112,7 +117,7 @@ async def test_refund_of_a_usage_never_exceeds_it(api: Api, client: httpx.AsyncC
     assert rest.status_code == 200 and rest.json()["newBalance"] == {"balance": 100}
     # A refund lowers totalSpent; it is not income.
     assert await api.balance(user) == {"balance": 100, "totalEarned": 100, "totalSpent": 0, "reserved": 0}
-    assert await audit(db) == []  # type: ignore[arg-type]
+    assert await audit(db) == []
 
 
 async def test_concurrent_refunds_of_one_usage_stay_within_it(api: Api, client: httpx.AsyncClient) -> None:
@@ -167,7 +172,9 @@ async def test_free_refund_without_transaction(api: Api, client: httpx.AsyncClie
     assert response.json()["newBalance"] == {"balance": 3}
 
 
-async def test_grant_is_exactly_once_per_reference(api: Api, client: httpx.AsyncClient, db: object) -> None:
+async def test_grant_is_exactly_once_per_reference(
+    api: Api, client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
     user = api.actor()
     body = {"userId": user.id, "amount": 150, "reason": "signup bonus", "referenceId": f"signup-{user.id}"}
     results = await asyncio.gather(
@@ -179,11 +186,13 @@ async def test_grant_is_exactly_once_per_reference(api: Api, client: httpx.Async
     assert set(fresh[0]) == {"ok", "alreadyGranted", "newBalance", "transactionId"}
     assert {r.json()["transactionId"] for r in results} == {fresh[0]["transactionId"]}
     assert all(r.json()["newBalance"] == 150 for r in results)
-    rows = await db.fetch("SELECT type, amount FROM credits.transactions WHERE user_id = $1", user.id)  # type: ignore[attr-defined]
+    rows = await db.fetch("SELECT type, amount FROM credits.transactions WHERE user_id = $1", user.id)
     assert [(r["type"], r["amount"]) for r in rows] == [("grant", 150)]
 
 
-async def test_init_is_idempotent_under_concurrency(api: Api, client: httpx.AsyncClient, db: object) -> None:
+async def test_init_is_idempotent_under_concurrency(
+    api: Api, client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
     user_id = f"u-{uuid.uuid4()}"
     results = await asyncio.gather(
         *[client.post(f"{BASE}/init", json={"userId": user_id}, headers=service_headers()) for _ in range(20)]
@@ -196,7 +205,7 @@ async def test_init_is_idempotent_under_concurrency(api: Api, client: httpx.Asyn
         "createdAt": None, "updatedAt": None,
     } for b in bodies)  # fmt: skip
     assert len({b["createdAt"] for b in bodies}) == 1
-    assert await db.fetchval("SELECT count(*) FROM credits.balances WHERE user_id = $1", user_id) == 1  # type: ignore[attr-defined]
+    assert await db.fetchval("SELECT count(*) FROM credits.balances WHERE user_id = $1", user_id) == 1
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 import httpx
 import pytest
 
@@ -21,13 +22,15 @@ async def test_balance_requires_a_token(client: httpx.AsyncClient) -> None:
     assert response.json() == {"statusCode": 401, "message": "Missing bearer token", "code": "unauthorized"}
 
 
-async def test_new_user_balance_is_zero_and_row_is_created(api: Api, db: object) -> None:
+async def test_new_user_balance_is_zero_and_row_is_created(api: Api, db: asyncpg.Connection) -> None:
     user = api.actor()
     assert await api.balance(user) == {"balance": 0, "totalEarned": 0, "totalSpent": 0, "reserved": 0}
-    assert await db.fetchval("SELECT count(*) FROM credits.balances WHERE user_id = $1", user.id) == 1  # type: ignore[attr-defined]
+    assert await db.fetchval("SELECT count(*) FROM credits.balances WHERE user_id = $1", user.id) == 1
 
 
-async def test_use_debits_and_returns_transaction(api: Api, client: httpx.AsyncClient, db: object) -> None:
+async def test_use_debits_and_returns_transaction(
+    api: Api, client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
     user = api.actor()
     await api.fund(user.id, 100)
     response = await client.post(
@@ -46,7 +49,7 @@ async def test_use_debits_and_returns_transaction(api: Api, client: httpx.AsyncC
     )  # fmt: skip
     assert tx["userId"] == user.id and tx["appId"] == "chat" and tx["metadata"] == {"model": "gpt-4"}
     assert await api.balance(user) == {"balance": 95, "totalEarned": 100, "totalSpent": 5, "reserved": 0}
-    stats = await db.fetch("SELECT app_id, credits_used FROM credits.usage_stats WHERE user_id = $1", user.id)  # type: ignore[attr-defined]
+    stats = await db.fetch("SELECT app_id, credits_used FROM credits.usage_stats WHERE user_id = $1", user.id)
     assert [(r["app_id"], r["credits_used"]) for r in stats] == [("chat", 5)]
 
 
@@ -103,7 +106,7 @@ async def test_use_rejects_malformed_json(api: Api, client: httpx.AsyncClient, r
 
 
 async def test_idempotent_use_replays_and_rejects_reuse(
-    api: Api, client: httpx.AsyncClient, db: object
+    api: Api, client: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     user = api.actor()
     await api.fund(user.id, 100)
@@ -125,7 +128,7 @@ async def test_idempotent_use_replays_and_rejects_reuse(
     assert (await api.balance(user))["balance"] == 93
     rows = await db.fetchval(
         "SELECT count(*) FROM credits.transactions WHERE user_id = $1 AND type = 'usage'", user.id
-    )  # type: ignore[attr-defined]
+    )
     assert rows == 1
 
 
@@ -163,7 +166,7 @@ async def test_transactions_offset_cursor_and_filters(api: Api, client: httpx.As
     assert [t["amount"] for t in page.json()] == [-5, -4, -3]
 
     seen: list[int] = []
-    params: dict[str, object] = {"limit": 3}
+    params: dict[str, str | int] = {"limit": 3}
     while True:
         response = await client.get(url, params=params, headers=user.headers)
         assert response.status_code == 200
@@ -185,7 +188,7 @@ async def test_transactions_offset_cursor_and_filters(api: Api, client: httpx.As
     [{"limit": 0}, {"limit": 201}, {"limit": "ten"}, {"offset": -1}, {"cursor": "!!!"}, {"type": "bogus"}],
 )
 async def test_transactions_reject_bad_query(
-    api: Api, client: httpx.AsyncClient, params: dict[str, object]
+    api: Api, client: httpx.AsyncClient, params: dict[str, str | int]
 ) -> None:
     user = api.actor()
     response = await client.get("/api/v1/credits/transactions", params=params, headers=user.headers)
@@ -201,11 +204,11 @@ async def test_other_users_history_is_invisible(api: Api, client: httpx.AsyncCli
     assert response.json() == []
 
 
-async def test_packages_are_public_and_sorted(client: httpx.AsyncClient, db: object) -> None:
+async def test_packages_are_public_and_sorted(client: httpx.AsyncClient, db: asyncpg.Connection) -> None:
     from mana_credits.payments.repository import seed_default_packages
 
-    await seed_default_packages(db)  # type: ignore[arg-type]
-    assert await seed_default_packages(db) == 0  # type: ignore[arg-type]  # idempotent
+    await seed_default_packages(db)
+    assert await seed_default_packages(db) == 0  # idempotent
     response = await client.get("/api/v1/credits/packages")
     assert response.status_code == 200
     packages = response.json()

@@ -41,10 +41,14 @@ class Gifts:
         return dict(response.json())
 
     async def redeem(
-        self, user: Actor, code: str, client: httpx.AsyncClient | None = None, **headers: str
+        self,
+        user: Actor,
+        code: str,
+        client: httpx.AsyncClient | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         return await (client or self.client).post(
-            f"/api/v1/gifts/{code}/redeem", headers={**user.headers, **headers}
+            f"/api/v1/gifts/{code}/redeem", headers={**user.headers, **(headers or {})}
         )
 
     async def balance(self, user: Actor) -> int:

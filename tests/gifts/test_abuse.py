@@ -91,7 +91,7 @@ async def test_expiry_refund_is_a_refund_in_the_totals(own_pool: asyncpg.Pool) -
         row = await conn.fetchrow(
             "SELECT balance, total_earned, total_spent FROM credits.balances WHERE user_id = 'creator'"
         )
-        assert dict(row) == {"balance": 70, "total_earned": 70, "total_spent": 0}
+        assert row is not None and dict(row) == {"balance": 70, "total_earned": 70, "total_spent": 0}
 
 
 async def test_one_broken_account_does_not_stop_everybody_elses_expiry(own_pool: asyncpg.Pool) -> None:

@@ -162,8 +162,8 @@ async def test_redeem_is_idempotent(gifts: Gifts, api: Api, db: asyncpg.Connecti
     creator = await gifts.creator()
     gift = await gifts.create(creator, 33)
     friend = api.actor()
-    first = await gifts.redeem(friend, gift["code"], **{"Idempotency-Key": "redeem-1"})
-    again = await gifts.redeem(friend, gift["code"], **{"Idempotency-Key": "redeem-1"})
+    first = await gifts.redeem(friend, gift["code"], headers={"Idempotency-Key": "redeem-1"})
+    again = await gifts.redeem(friend, gift["code"], headers={"Idempotency-Key": "redeem-1"})
     assert first.status_code == again.status_code == 200
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()

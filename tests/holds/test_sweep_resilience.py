@@ -31,7 +31,8 @@ async def test_sweep_skips_a_user_it_cannot_release_and_releases_the_rest(
 
         async with pool.acquire() as conn:
             good = await ledger.get_balance(conn, "good")
-            statuses = dict(await conn.fetch("SELECT user_id, status::text FROM credits.reservations"))
+            rows = await conn.fetch("SELECT user_id, status::text FROM credits.reservations")
+            statuses = {row["user_id"]: row["status"] for row in rows}
         assert released == 1  # the damaged one was claimed, then put back
         assert (good.balance, good.reserved) == (50, 0)
         assert statuses == {"good": "refunded", "damaged": "reserved"}

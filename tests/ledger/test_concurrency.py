@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import httpx
 
+from mana_credits.context import AppContext
 from mana_credits.ledger.audit import audit
 from tests.support import Api
 
 
-async def test_200_concurrent_debits_of_1_on_100(api: Api, client: httpx.AsyncClient, db: object) -> None:
+async def test_200_concurrent_debits_of_1_on_100(
+    api: Api, client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
     user = api.actor()
     await api.fund(user.id, 100)
     body = {"amount": 1, "appId": "chat", "description": "one credit"}
@@ -23,14 +27,16 @@ async def test_200_concurrent_debits_of_1_on_100(api: Api, client: httpx.AsyncCl
     assert await api.balance(user) == {"balance": 0, "totalEarned": 100, "totalSpent": 100, "reserved": 0}
     after = sorted(r.json()["newBalance"]["balance"] for r in results if r.status_code == 200)
     assert after == list(range(100))  # every debit saw a distinct balance: no lost update
-    count = await db.fetchval(  # type: ignore[attr-defined]
+    count = await db.fetchval(
         "SELECT count(*) FROM credits.transactions WHERE user_id = $1 AND type = 'usage'", user.id
     )
     assert count == 100
-    assert await audit(db) == []  # type: ignore[arg-type]
+    assert await audit(db) == []
 
 
-async def test_same_idempotency_key_50_times_at_once(api: Api, client: httpx.AsyncClient, db: object) -> None:
+async def test_same_idempotency_key_50_times_at_once(
+    api: Api, client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
     user = api.actor()
     await api.fund(user.id, 100)
     body = {"amount": 10, "appId": "chat", "description": "retried by the caller"}
@@ -42,7 +48,7 @@ async def test_same_idempotency_key_50_times_at_once(api: Api, client: httpx.Asy
     replays = [r for r in results if r.headers.get("idempotent-replayed") == "true"]
     assert len(replays) == 49
     assert {r.json()["transaction"]["id"] for r in results} == {results[0].json()["transaction"]["id"]}
-    rows = await db.fetchval(  # type: ignore[attr-defined]
+    rows = await db.fetchval(
         "SELECT count(*) FROM credits.transactions WHERE user_id = $1 AND type = 'usage'", user.id
     )
     assert rows == 1
@@ -64,14 +70,12 @@ async def test_failed_attempt_does_not_burn_the_key(api: Api, client: httpx.Asyn
 
 
 async def test_old_request_keys_are_purged_but_grant_references_kept(
-    api: Api, client: httpx.AsyncClient, ctx: object, db: object
+    api: Api, client: httpx.AsyncClient, ctx: AppContext, db: asyncpg.Connection
 ) -> None:
     from datetime import timedelta
 
-    from mana_credits.context import AppContext
     from mana_credits.kit import idempotency
 
-    assert isinstance(ctx, AppContext)
     user = api.actor()
     await api.fund(user.id, 10)  # a grant reference
     body = {"amount": 1, "appId": "chat", "description": "x"}
@@ -79,7 +83,7 @@ async def test_old_request_keys_are_purged_but_grant_references_kept(
     assert (await client.post("/api/v1/credits/use", json=body, headers=headers)).status_code == 200
     removed = await idempotency.purge(ctx.pool, ctx.clock.now() + idempotency.RETENTION + timedelta(days=1))
     assert removed >= 1
-    scopes = await db.fetch(  # type: ignore[attr-defined]
+    scopes = await db.fetch(
         "SELECT scope FROM credits.idempotency_keys WHERE scope IN ($1, $2)",
         f"user:{user.id}",
         f"grant:{user.id}",

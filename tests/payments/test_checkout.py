@@ -205,6 +205,6 @@ async def test_non_ascii_signature_header_is_400(checkout: Instance) -> None:
         response = await checkout.client.post(
             "/api/v1/webhooks/stripe",
             content=b"{}",
-            headers={"Stripe-Signature": header.encode("latin-1"), "Content-Type": "application/json"},  # type: ignore[dict-item]
+            headers=[(b"Stripe-Signature", header.encode("latin-1")), (b"Content-Type", b"application/json")],
         )
         assert response.status_code == 400 and response.json()["code"] == "invalid_signature"

@@ -95,7 +95,10 @@ async def test_concurrent_first_purchases_make_one_stripe_customer(
     assert [row["stripe_customer_id"] for row in used] == [customer_id]
     # And Stripe (localstripe ignores idempotency keys, so only our lock can have kept this at one).
     listed = await stripe_sdk.v1.customers.list_async(params={"limit": 100})
-    assert [c.id for c in listed.data if c.metadata.to_dict().get("userId") == user.id] == [customer_id]
+    ours = [
+        c.id for c in listed.data if c.metadata is not None and c.metadata.to_dict().get("userId") == user.id
+    ]
+    assert ours == [customer_id]
 
 
 async def test_without_stripe_keys_purchase_answers_503(api: Api, make_package: MakePackage) -> None:

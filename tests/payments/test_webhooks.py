@@ -136,6 +136,7 @@ async def test_partial_refund_of_half_reverses_half_the_credits(
     await stripe_sdk.v1.refunds.create_async(params={"payment_intent": intent_id, "amount": 250})
     intent = await stripe_sdk.v1.payment_intents.retrieve_async(intent_id)
     latest = intent.latest_charge  # localstripe expands it; Stripe gives the id
+    assert latest is not None, "the confirmed intent has a charge"
     charge_id = latest if isinstance(latest, str) else latest.id
     charge = (await stripe_sdk.v1.charges.retrieve_async(charge_id)).to_dict()
     assert charge["amount_refunded"] == 250

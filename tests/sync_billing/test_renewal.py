@@ -116,12 +116,10 @@ async def test_three_concurrent_runs_charge_each_subscription_exactly_once(
         assert again.total == 0
 
         async with pools[0].acquire() as conn:
-            per_user = dict(
-                await conn.fetch(
-                    "SELECT user_id, count(*) FROM credits.transactions "
-                    "WHERE app_id = 'sync' GROUP BY user_id"
-                )
+            rows = await conn.fetch(
+                "SELECT user_id, count(*) FROM credits.transactions WHERE app_id = 'sync' GROUP BY user_id"
             )
+            per_user = {row["user_id"]: row["count"] for row in rows}
             funded = [user_id for index, user_id in enumerate(ids) if index % 10]
             assert per_user == dict.fromkeys(funded, 1)
             usage = await conn.fetchval(
@@ -225,6 +223,7 @@ async def test_a_failing_subscription_is_retried_with_backoff_and_spares_the_res
                 "WHERE user_id = $1",
                 poison,
             )
+            assert row is not None
             assert (row["active"], row["failure_count"], row["next_charge_at"]) == (True, 2, due)
             assert row["retry_at"] == later + timedelta(minutes=10)
             await conn.execute("DROP TRIGGER reject_poison ON credits.transactions")
@@ -234,7 +233,7 @@ async def test_a_failing_subscription_is_retried_with_backoff_and_spares_the_res
             row = await conn.fetchrow(
                 "SELECT failure_count, retry_at FROM credits.sync_subscriptions WHERE user_id = $1", poison
             )
-            assert (row["failure_count"], row["retry_at"]) == (0, None)
+            assert row is not None and (row["failure_count"], row["retry_at"]) == (0, None)
             assert await audit(conn) == []
     finally:
         await pool.close()

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, Router, get, post
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 
 from mana_credits import ledger
 from mana_credits.accounts.endpoints import erase_account
@@ -101,7 +101,7 @@ async def my_transactions(
     offset: int = Parameter(default=0, ge=0, le=1_000_000),
     cursor: str | None = Parameter(default=None, max_length=200),
     type: TxType | None = Parameter(default=None),  # named as the query parameter, for error details
-    app_id: str | None = Parameter(query="appId", default=None, max_length=100),
+    app_id: str | None = QueryParameter(name="appId", default=None, max_length=100),
 ) -> Response[list[Transaction]]:
     after = decode_cursor(cursor) if cursor else None
     async with ctx.reader.acquire() as conn:
