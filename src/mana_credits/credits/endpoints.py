@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, get, post
@@ -101,7 +101,7 @@ async def my_transactions(
     offset: int = Parameter(default=0, ge=0, le=1_000_000),
     cursor: str | None = Parameter(default=None, max_length=200),
     type: TxType | None = Parameter(default=None),  # named as the query parameter, for error details
-    app_id: str | None = QueryParameter(name="appId", default=None, max_length=100),
+    app_id: Annotated[str | None, QueryParameter(name="appId", max_length=100)] = None,
 ) -> Response[list[Transaction]]:
     after = decode_cursor(cursor) if cursor else None
     async with ctx.reader.acquire() as conn:
