@@ -23,6 +23,7 @@ from uuid import UUID
 import asyncpg
 
 from mana_credits import ledger
+from mana_credits.credits import repository
 from mana_credits.db.pool import Conn
 from mana_credits.kit import money_metrics
 from mana_credits.kit.errors import Conflict, CreditsError, InsufficientCredits, NotFound
@@ -64,38 +65,10 @@ async def reserve(
         money_metrics.INSUFFICIENT.labels(app_id).inc()
         raise
     expires_at = now + timedelta(seconds=ttl_seconds)
-    reservation_id = await conn.fetchval(
-        "INSERT INTO credits.reservations (user_id, amount, reason, app_id, expires_at, created_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        user_id, amount, reason, app_id, expires_at, now,
-    )  # fmt: skip
+    reservation_id = await repository.insert_reservation(
+        conn, user_id=user_id, amount=amount, reason=reason, app_id=app_id, expires_at=expires_at, now=now
+    )
     return Reserved(reservation_id=reservation_id, balance=balance.balance, expires_at=expires_at)
-
-
-# Claims a hold for commit: still reserved (expired or not) and covering the amount.
-_CLAIM_COMMIT = """
-UPDATE credits.reservations
-SET status = $2::public.reservation_status, resolved_at = $3, committed_amount = COALESCE($4, amount)
-WHERE id = $1 AND status = 'reserved' AND amount >= COALESCE($4, 0)
-  AND ($5::text IS NULL OR app_id = $5)
-RETURNING user_id, amount, reason, app_id, committed_amount
-"""
-
-# Claims a hold the expiry sweep released, for a late commit: charged once, from the balance.
-_CLAIM_LATE_COMMIT = """
-UPDATE credits.reservations
-SET status = 'committed', resolved_at = $2, committed_amount = COALESCE($3, amount)
-WHERE id = $1 AND status = 'refunded' AND released_by_expiry AND transaction_id IS NULL
-  AND amount >= COALESCE($3, 0) AND ($4::text IS NULL OR app_id = $4)
-RETURNING user_id, amount, reason, app_id, committed_amount
-"""
-
-_CLAIM_RELEASE = """
-UPDATE credits.reservations
-SET status = 'refunded', resolved_at = $2, committed_amount = 0
-WHERE id = $1 AND status = 'reserved' AND ($3::text IS NULL OR app_id = $3)
-RETURNING user_id, amount
-"""
 
 
 async def commit(
@@ -114,10 +87,10 @@ async def commit(
     `owner` (the app of a per-app key) restricts which reservations the caller may resolve.
     """
     status = "refunded" if amount == 0 else "committed"
-    row = await conn.fetchrow(_CLAIM_COMMIT, reservation_id, status, now, amount, owner)
+    row = await repository.claim_for_commit(conn, reservation_id, status, now, amount, owner)
     late = row is None and amount != 0
     if late:
-        row = await conn.fetchrow(_CLAIM_LATE_COMMIT, reservation_id, now, amount, owner)
+        row = await repository.claim_for_late_commit(conn, reservation_id, now, amount, owner)
     if row is None:
         raise await _why_not(conn, reservation_id, owner, amount)
     if amount == 0:
@@ -137,17 +110,13 @@ async def commit(
             conn, row["user_id"], row["amount"], row["committed_amount"], app_id=app_id,
             description=description or row["reason"], metadata=metadata, idempotency_key=idempotency_key,
         )  # fmt: skip
-    await conn.execute(
-        "UPDATE credits.reservations SET transaction_id = $2 WHERE id = $1",
-        reservation_id,
-        entry.transaction.id,
-    )
+    await repository.link_transaction(conn, reservation_id, entry.transaction.id)
     return Committed(transaction_id=entry.transaction.id)
 
 
 async def release(conn: Conn, reservation_id: UUID, *, owner: str | None, now: datetime) -> int:
     """Give the whole hold back; returns the balance afterwards."""
-    row = await conn.fetchrow(_CLAIM_RELEASE, reservation_id, now, owner)
+    row = await repository.claim_for_release(conn, reservation_id, now, owner)
     if row is None:
         raise await _why_not(conn, reservation_id, owner, None)
     balance = await ledger.release_hold(conn, row["user_id"], row["amount"])
@@ -161,11 +130,7 @@ def legacy_app_id(reason: str) -> str:
 
 async def _why_not(conn: Conn, reservation_id: UUID, owner: str | None, amount: int | None) -> CreditsError:
     """Explain a failed claim (read after the fact; the claim itself decided)."""
-    row = await conn.fetchrow(
-        "SELECT status, amount, app_id, released_by_expiry, transaction_id FROM credits.reservations "
-        "WHERE id = $1",
-        reservation_id,
-    )
+    row = await repository.reservation(conn, reservation_id)
     if row is None or (owner is not None and row["app_id"] != owner):
         return NotFound("Reservation not found")
     late_commit_possible = row["released_by_expiry"] and row["transaction_id"] is None and amount != 0
@@ -180,7 +145,7 @@ async def sweep_expired(pool: asyncpg.Pool, now: datetime, batch: int = SWEEP_BA
     while True:
         this_round = 0
         async with pool.acquire() as conn, conn.transaction():
-            rows = await _claim_expired(conn, now, batch)
+            rows = await repository.claim_expired(conn, now, batch)
             per_user: defaultdict[str, list[Any]] = defaultdict(list)
             for row in rows:
                 per_user[row["user_id"]].append(row)
@@ -203,29 +168,5 @@ async def _release_claimed(conn: Conn, user_id: str, claimed: list[Any]) -> bool
         return True
     except asyncpg.PostgresError:
         log.exception("could not release expired holds of %s; leaving them reserved", user_id)
-        await conn.execute(
-            "UPDATE credits.reservations SET status = 'reserved', resolved_at = NULL, "
-            "committed_amount = NULL, released_by_expiry = false WHERE id = ANY($1::uuid[])",
-            [row["id"] for row in claimed],
-        )
+        await repository.put_back_reserved(conn, [row["id"] for row in claimed])
         return False
-
-
-async def _claim_expired(conn: Conn, now: datetime, batch: int) -> list[Any]:
-    return await conn.fetch(
-        """
-        WITH due AS (
-          SELECT id FROM credits.reservations
-          WHERE status = 'reserved' AND expires_at <= $1
-          ORDER BY expires_at
-          LIMIT $2
-          FOR UPDATE SKIP LOCKED
-        )
-        UPDATE credits.reservations r
-        SET status = 'refunded', resolved_at = $1, committed_amount = 0, released_by_expiry = true
-        FROM due WHERE r.id = due.id
-        RETURNING r.id, r.user_id, r.amount
-        """,
-        now,
-        batch,
-    )

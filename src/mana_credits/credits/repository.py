@@ -76,3 +76,105 @@ async def usage_per_day(conn: Conn, user_id: str, *, since: datetime, tz: str) -
         since,
         tz,
     )
+
+
+# Reservations (holds): every state change claims the row with a conditional UPDATE … RETURNING.
+
+
+async def insert_reservation(
+    conn: Conn, *, user_id: str, amount: int, reason: str, app_id: str, expires_at: datetime, now: datetime
+) -> UUID:
+    reservation_id: UUID = await conn.fetchval(
+        "INSERT INTO credits.reservations (user_id, amount, reason, app_id, expires_at, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        user_id, amount, reason, app_id, expires_at, now,
+    )  # fmt: skip
+    return reservation_id
+
+
+# Claims a hold for commit: still reserved (expired or not) and covering the amount.
+_CLAIM_COMMIT = """
+UPDATE credits.reservations
+SET status = $2::public.reservation_status, resolved_at = $3, committed_amount = COALESCE($4, amount)
+WHERE id = $1 AND status = 'reserved' AND amount >= COALESCE($4, 0)
+  AND ($5::text IS NULL OR app_id = $5)
+RETURNING user_id, amount, reason, app_id, committed_amount
+"""
+
+# Claims a hold the expiry sweep released, for a late commit: charged once, from the balance.
+_CLAIM_LATE_COMMIT = """
+UPDATE credits.reservations
+SET status = 'committed', resolved_at = $2, committed_amount = COALESCE($3, amount)
+WHERE id = $1 AND status = 'refunded' AND released_by_expiry AND transaction_id IS NULL
+  AND amount >= COALESCE($3, 0) AND ($4::text IS NULL OR app_id = $4)
+RETURNING user_id, amount, reason, app_id, committed_amount
+"""
+
+_CLAIM_RELEASE = """
+UPDATE credits.reservations
+SET status = 'refunded', resolved_at = $2, committed_amount = 0
+WHERE id = $1 AND status = 'reserved' AND ($3::text IS NULL OR app_id = $3)
+RETURNING user_id, amount
+"""
+
+
+async def claim_for_commit(
+    conn: Conn, reservation_id: UUID, status: str, now: datetime, amount: int | None, owner: str | None
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(_CLAIM_COMMIT, reservation_id, status, now, amount, owner)
+
+
+async def claim_for_late_commit(
+    conn: Conn, reservation_id: UUID, now: datetime, amount: int | None, owner: str | None
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(_CLAIM_LATE_COMMIT, reservation_id, now, amount, owner)
+
+
+async def claim_for_release(
+    conn: Conn, reservation_id: UUID, now: datetime, owner: str | None
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(_CLAIM_RELEASE, reservation_id, now, owner)
+
+
+async def link_transaction(conn: Conn, reservation_id: UUID, transaction_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE credits.reservations SET transaction_id = $2 WHERE id = $1", reservation_id, transaction_id
+    )
+
+
+async def reservation(conn: Conn, reservation_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT status, amount, app_id, released_by_expiry, transaction_id FROM credits.reservations "
+        "WHERE id = $1",
+        reservation_id,
+    )
+
+
+async def put_back_reserved(conn: Conn, reservation_ids: list[UUID]) -> None:
+    """Undo an expiry claim: the holds are reserved again, for the next sweep."""
+    await conn.execute(
+        "UPDATE credits.reservations SET status = 'reserved', resolved_at = NULL, "
+        "committed_amount = NULL, released_by_expiry = false WHERE id = ANY($1::uuid[])",
+        reservation_ids,
+    )
+
+
+async def claim_expired(conn: Conn, now: datetime, batch: int) -> list[asyncpg.Record]:
+    """Claim up to `batch` expired holds as released by expiry (skipping rows another sweeper holds)."""
+    return await conn.fetch(
+        """
+        WITH due AS (
+          SELECT id FROM credits.reservations
+          WHERE status = 'reserved' AND expires_at <= $1
+          ORDER BY expires_at
+          LIMIT $2
+          FOR UPDATE SKIP LOCKED
+        )
+        UPDATE credits.reservations r
+        SET status = 'refunded', resolved_at = $1, committed_amount = 0, released_by_expiry = true
+        FROM due WHERE r.id = due.id
+        RETURNING r.id, r.user_id, r.amount
+        """,
+        now,
+        batch,
+    )

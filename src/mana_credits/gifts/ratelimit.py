@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from mana_credits.gifts import repository
 from mana_credits.kit.errors import TooManyRequests
 
 LIMIT = 10
@@ -46,38 +47,14 @@ async def admit(
     if not who:
         return []
     async with pool.acquire() as conn:
-        # Inserted in the subjects' order, so the sorted ids line up with `who`.
-        ids = sorted(
-            row["id"]
-            for row in await conn.fetch(
-                "INSERT INTO gifts.guess_attempts (subject, at) "
-                "SELECT s, $2 FROM unnest($1::text[]) WITH ORDINALITY AS u(s, n) ORDER BY n RETURNING id",
-                who,
-                now,
-            )
-        )
+        ids = await repository.record_attempts(conn, who, now)
         # A separate statement: it sees every attempt committed before it, ours included.
-        over = await conn.fetch(
-            "SELECT subject FROM gifts.guess_attempts WHERE subject = ANY($1) AND at > $2 "
-            "GROUP BY subject HAVING count(*) > $3",
-            who,
-            now - WINDOW,
-            limit,
-        )
+        over = await repository.subjects_over(conn, who, now - WINDOW, limit)
         if not over:
             return ids
-        await conn.execute("DELETE FROM gifts.guess_attempts WHERE id = ANY($1)", ids)
+        await repository.delete_attempts(conn, ids)
         # Free again when the limit-th newest attempt leaves the window.
-        waits = [
-            await conn.fetchval(
-                "SELECT at FROM gifts.guess_attempts WHERE subject = $1 AND at > $2 "
-                "ORDER BY at DESC OFFSET $3 LIMIT 1",
-                row["subject"],
-                now - WINDOW,
-                limit - 1,
-            )
-            for row in over
-        ]
+        waits = [await repository.nth_newest_attempt(conn, subject, now - WINDOW, limit) for subject in over]
     retry = max(((at + WINDOW - now).total_seconds() for at in waits if at is not None), default=1.0)
     raise TooManyRequests(message, retry_after=_whole(retry))
 
@@ -94,13 +71,12 @@ async def forgive(pool: asyncpg.Pool, ids: list[int]) -> None:
     """The attempt was not a failed guess: stop counting it."""
     if ids:
         async with pool.acquire() as conn:
-            await conn.execute("DELETE FROM gifts.guess_attempts WHERE id = ANY($1)", ids)
+            await repository.delete_attempts(conn, ids)
 
 
 async def prune(pool: asyncpg.Pool, now: datetime) -> int:
     async with pool.acquire() as conn:
-        status = await conn.execute("DELETE FROM gifts.guess_attempts WHERE at <= $1", now - WINDOW)
-    return int(status.split()[-1])
+        return await repository.delete_attempts_until(conn, now - WINDOW)
 
 
 def _whole(seconds: float) -> int:

@@ -189,3 +189,50 @@ async def list_received(conn: Conn, user_id: str) -> list[asyncpg.Record]:
         """,
         user_id,
     )
+
+
+# Guess and write attempts (gifts.guess_attempts), counted by `ratelimit`.
+
+
+async def record_attempts(conn: Conn, subjects: list[str], at: datetime) -> list[int]:
+    """One attempt per subject; the ids in the subjects' order (inserted in that order)."""
+    rows = await conn.fetch(
+        "INSERT INTO gifts.guess_attempts (subject, at) "
+        "SELECT s, $2 FROM unnest($1::text[]) WITH ORDINALITY AS u(s, n) ORDER BY n RETURNING id",
+        subjects,
+        at,
+    )
+    return sorted(row["id"] for row in rows)
+
+
+async def subjects_over(conn: Conn, subjects: list[str], since: datetime, limit: int) -> list[str]:
+    """The subjects with more than `limit` attempts after `since`."""
+    rows = await conn.fetch(
+        "SELECT subject FROM gifts.guess_attempts WHERE subject = ANY($1) AND at > $2 "
+        "GROUP BY subject HAVING count(*) > $3",
+        subjects,
+        since,
+        limit,
+    )
+    return [row["subject"] for row in rows]
+
+
+async def nth_newest_attempt(conn: Conn, subject: str, since: datetime, n: int) -> datetime | None:
+    """When the subject's n-th newest attempt after `since` was made (n from 1), if it has that many."""
+    at: datetime | None = await conn.fetchval(
+        "SELECT at FROM gifts.guess_attempts WHERE subject = $1 AND at > $2 "
+        "ORDER BY at DESC OFFSET $3 LIMIT 1",
+        subject,
+        since,
+        n - 1,
+    )
+    return at
+
+
+async def delete_attempts(conn: Conn, ids: list[int]) -> None:
+    await conn.execute("DELETE FROM gifts.guess_attempts WHERE id = ANY($1)", ids)
+
+
+async def delete_attempts_until(conn: Conn, until: datetime) -> int:
+    status = await conn.execute("DELETE FROM gifts.guess_attempts WHERE at <= $1", until)
+    return int(status.split()[-1])

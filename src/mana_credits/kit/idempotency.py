@@ -17,6 +17,7 @@ import msgspec
 from litestar import MediaType, Request, Response
 
 from mana_credits.db.pool import Conn
+from mana_credits.kit import repository
 from mana_credits.kit.errors import IdempotencyKeyReused, ValidationFailed
 
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -91,23 +92,9 @@ async def claim(conn: Conn, scope: str, key: str, request_hash: str) -> tuple[in
 
     Raises IdempotencyKeyReused when the key was used with other parameters.
     """
-    inserted = await conn.fetchval(
-        """
-        INSERT INTO credits.idempotency_keys (scope, key, request_hash)
-        VALUES ($1, $2, $3) ON CONFLICT (scope, key) DO NOTHING RETURNING true
-        """,
-        scope,
-        key,
-        request_hash,
-    )
-    if inserted:
+    if await repository.insert_key(conn, scope, key, request_hash):
         return None
-    row = await conn.fetchrow(
-        "SELECT request_hash, response_status, response_body FROM credits.idempotency_keys "
-        "WHERE scope = $1 AND key = $2",
-        scope,
-        key,
-    )
+    row = await repository.stored_key(conn, scope, key)
     assert row is not None  # the conflicting row is committed: ON CONFLICT waited for it
     if row["request_hash"] != request_hash:
         raise IdempotencyKeyReused()
@@ -116,23 +103,12 @@ async def claim(conn: Conn, scope: str, key: str, request_hash: str) -> tuple[in
 
 async def legacy_response(conn: Conn, user_id: str, key: str) -> tuple[int, Any] | None:
     """What the old service answered for this user's key, if it executed it before the cut-over."""
-    row = await conn.fetchrow(
-        "SELECT response_status, response_body FROM credits.idempotency_keys WHERE scope = $1 AND key = $2",
-        f"legacy:{user_id}",
-        key,
-    )
+    row = await repository.stored_key(conn, f"legacy:{user_id}", key)
     return None if row is None else (int(row["response_status"]), row["response_body"])
 
 
 async def remember(conn: Conn, scope: str, key: str, status: int, body: Any) -> None:
-    await conn.execute(
-        "UPDATE credits.idempotency_keys SET response_status = $3, response_body = $4 "
-        "WHERE scope = $1 AND key = $2",
-        scope,
-        key,
-        status,
-        body,
-    )
+    await repository.store_response(conn, scope, key, status, body)
 
 
 async def purge(pool: asyncpg.Pool, now: datetime, batch: int = 5000) -> int:
@@ -140,16 +116,7 @@ async def purge(pool: asyncpg.Pool, now: datetime, batch: int = 5000) -> int:
     removed = 0
     async with pool.acquire() as conn:
         while True:
-            status = await conn.execute(
-                """
-                DELETE FROM credits.idempotency_keys WHERE ctid = ANY(ARRAY(
-                  SELECT ctid FROM credits.idempotency_keys
-                  WHERE created_at < $1 AND scope NOT LIKE 'grant:%' LIMIT $2))
-                """,
-                now - RETENTION,
-                batch,
-            )
-            count = int(status.rsplit(" ", 1)[-1])
+            count = await repository.delete_request_keys(conn, now - RETENTION, batch)
             removed += count
             if count < batch:
                 return removed

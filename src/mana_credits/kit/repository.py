@@ -1,0 +1,59 @@
+"""SQL of the kit: the idempotency key table (credits.idempotency_keys)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from mana_credits.db.pool import Conn
+
+
+async def insert_key(conn: Conn, scope: str, key: str, request_hash: str) -> bool:
+    """True when the key is new (ours now); waits for a concurrent holder of the same key to finish."""
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO credits.idempotency_keys (scope, key, request_hash)
+        VALUES ($1, $2, $3) ON CONFLICT (scope, key) DO NOTHING RETURNING true
+        """,
+        scope,
+        key,
+        request_hash,
+    )
+    return bool(inserted)
+
+
+async def stored_key(conn: Conn, scope: str, key: str) -> asyncpg.Record | None:
+    """request_hash, response_status, response_body of a key."""
+    return await conn.fetchrow(
+        "SELECT request_hash, response_status, response_body FROM credits.idempotency_keys "
+        "WHERE scope = $1 AND key = $2",
+        scope,
+        key,
+    )
+
+
+async def store_response(conn: Conn, scope: str, key: str, status: int, body: Any) -> None:
+    await conn.execute(
+        "UPDATE credits.idempotency_keys SET response_status = $3, response_body = $4 "
+        "WHERE scope = $1 AND key = $2",
+        scope,
+        key,
+        status,
+        body,
+    )
+
+
+async def delete_request_keys(conn: Conn, older_than: datetime, batch: int) -> int:
+    """Delete up to `batch` request keys created before `older_than` (grant references stay); how many."""
+    status = await conn.execute(
+        """
+        DELETE FROM credits.idempotency_keys WHERE ctid = ANY(ARRAY(
+          SELECT ctid FROM credits.idempotency_keys
+          WHERE created_at < $1 AND scope NOT LIKE 'grant:%' LIMIT $2))
+        """,
+        older_than,
+        batch,
+    )
+    return int(status.rsplit(" ", 1)[-1])
