@@ -136,7 +136,7 @@ async def run(rows: int = 10_000_000, heavy: int = 1_000_000, samples: int = 200
                 HEAVY, heavy * 9 // 10,
             )  # fmt: skip
             assert deep is not None, "the heavy user has fewer rows than seeded"
-            pages = {
+            pages: dict[str, dict[str, Any]] = {
                 "first_page": {"after": None, "type_": None, "app_id": None},
                 "deep_page": {"after": (deep["created_at"], deep["id"]), "type_": None, "app_id": None},
                 "filtered_page": {"after": None, "type_": "refund", "app_id": "chat"},
