@@ -53,6 +53,8 @@ class LocalStripe:
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+        if self.process.stdout is not None:  # the pipe the port was read from
+            self.process.stdout.close()
 
 
 class StripeStub(ThreadedStub):
