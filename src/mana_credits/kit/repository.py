@@ -1,4 +1,4 @@
-"""SQL of the kit: the idempotency key table (credits.idempotency_keys)."""
+"""SQL of the kit: the idempotency key table (credits.idempotency_keys) and the sampled money gauges."""
 
 from __future__ import annotations
 
@@ -57,3 +57,17 @@ async def delete_request_keys(conn: Conn, older_than: datetime, batch: int) -> i
         batch,
     )
     return int(status.rsplit(" ", 1)[-1])
+
+
+_MONEY_GAUGES = """
+SELECT (SELECT count(*) FROM credits.reservations WHERE status = 'reserved') AS holds_open,
+       (SELECT count(*) FROM credits.notification_outbox WHERE delivered_at IS NULL) AS backlog,
+       (SELECT min(created_at) FROM credits.notification_outbox WHERE delivered_at IS NULL) AS oldest
+"""
+
+
+async def money_gauges(conn: Conn) -> asyncpg.Record:
+    """holds_open, backlog, oldest (undelivered outbox message) in one query."""
+    row = await conn.fetchrow(_MONEY_GAUGES)
+    assert row is not None  # aggregates without GROUP BY: always one row
+    return row
