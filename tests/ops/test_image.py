@@ -260,4 +260,6 @@ async def test_the_image_commands_serve_as_a_non_root_user(
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
+        if server.stderr is not None:
+            server.stderr.close()
     assert container.run(healthcheck, **env).returncode == 1
