@@ -160,3 +160,11 @@ async def test_return_urls_may_name_their_purchase(site: Site, stripe_checkout: 
     assert path == "/v1/checkout/sessions"
     assert form["success_url"] == f"{site.url}/app/purchase/{purchase_id}"
     assert form["cancel_url"] == f"{site.url}/app?checkout=cancelled"
+
+
+async def test_usage_days_are_utc_unless_a_zone_is_named(site: Site) -> None:
+    user = await site.user(funds=10)
+    await site.use(user, 3, "chat")
+    body = (await site.client.get("/api/v1/credits/usage", params={"days": 1}, headers=user.headers)).json()
+    assert (body["timezone"], body["days"], body["total"]) == ("UTC", 1, 3)
+    assert body["start"] == body["end"] == datetime.now(ZoneInfo("UTC")).date().isoformat()

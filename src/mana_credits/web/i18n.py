@@ -58,9 +58,9 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     "signin_dev_intro": (
         "Entwicklungsmodus: Melde dich als beliebiger Nutzer an. Das Token signiert der lokale "
-        "Entwicklungsschlüssel (wie `mana-credits token`).",
-        "Development mode: sign in as any user. The token is signed with the local development key "
-        "(like `mana-credits token`).",
+        "Entwicklungsschlüssel, wie beim Befehl „mana-credits token“.",
+        "Development mode: sign in as any user. The token is signed with the local development key, "
+        "like the command “mana-credits token”.",
     ),
     "field_user_id": ("Nutzer-ID", "User ID"),
     "field_email": ("E-Mail (optional)", "Email (optional)"),

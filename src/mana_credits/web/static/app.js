@@ -379,7 +379,8 @@
 
   async function loadUsage() {
     const tz = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
-    const result = await api('GET', `/api/v1/credits/usage?days=30&tz=${encodeURIComponent(tz)}`);
+    let result = await api('GET', `/api/v1/credits/usage?days=30&tz=${encodeURIComponent(tz)}`);
+    if (result.status === 400) result = await api('GET', '/api/v1/credits/usage?days=30&tz=UTC'); // a zone the server lacks
     if (!result.ok) {
       $('#usage-error').textContent = errorText(result);
       return;
