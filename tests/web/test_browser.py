@@ -101,7 +101,7 @@ async def test_usage_chart_totals(page: Page, site: Site, web_database: str) -> 
     try:
         await conn.execute(
             "INSERT INTO credits.usage_stats (user_id, app_id, credits_used, date) "
-            "VALUES ($1, 'chat', 7, now() - interval '3 days')",
+            "VALUES ($1, 'chat', 7, date_trunc('day', now() - interval '3 days', 'Europe/Berlin'))",
             user.id,
         )
     finally:
@@ -448,7 +448,7 @@ async def test_screenshots_of_every_page(
     try:
         await conn.executemany(
             "INSERT INTO credits.usage_stats (user_id, app_id, credits_used, date) "
-            "VALUES ($1, $2, $3, now() - make_interval(days => $4))",
+            "VALUES ($1, $2, $3, date_trunc('day', now() - make_interval(days => $4), 'Europe/Berlin'))",
             [
                 (user.id, app, (days * 7) % 40 + 3, days)
                 for days in range(1, 29, 2)

@@ -1,10 +1,12 @@
-"""`GET /api/v1/credits/usage`: credits used per day and app, for charts (the web dashboard draws it)."""
+"""`GET /api/v1/credits/usage`: credits used per day and app, for charts (the web dashboard draws it).
+
+Days are calendar days in Europe/Berlin: `usage_stats` keeps one row per usage stamped with its Berlin day
+(as the old service counted it), so no other zone can be told apart."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from functools import cache
-from zoneinfo import ZoneInfo, available_timezones
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Router, get
@@ -14,7 +16,8 @@ from mana_credits.auth.dependencies import USER
 from mana_credits.auth.models import AuthUser
 from mana_credits.context import AppContext
 from mana_credits.credits import repository
-from mana_credits.kit.errors import ValidationFailed
+
+ZONE = "Europe/Berlin"
 
 
 class UsageDay(msgspec.Struct, rename="camel", kw_only=True):
@@ -26,7 +29,7 @@ class UsageDay(msgspec.Struct, rename="camel", kw_only=True):
 class Usage(msgspec.Struct, rename="camel", kw_only=True):
     days: int
     timezone: str
-    # First and last local day of the window (both included).
+    # First and last day of the window (both included).
     start: date
     end: date
     total: int
@@ -34,32 +37,17 @@ class Usage(msgspec.Struct, rename="camel", kw_only=True):
     items: list[UsageDay]
 
 
-@cache
-def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
 @get("/usage")
-async def my_usage(
-    ctx: AppContext,
-    user: AuthUser,
-    days: int = Parameter(default=30, ge=1, le=366),
-    tz: str = Parameter(default="UTC", max_length=64),
-) -> Usage:
-    # UTC needs no time zone files (a slim image may have none).
-    if tz != "UTC" and tz not in _zones():
-        raise ValidationFailed(
-            "tz must be an IANA time zone name", details={"fields": [{"field": "tz", "source": "query"}]}
-        )
-    zone: tzinfo = UTC if tz == "UTC" else ZoneInfo(tz)
+async def my_usage(ctx: AppContext, user: AuthUser, days: int = Parameter(default=30, ge=1, le=366)) -> Usage:
+    zone = ZoneInfo(ZONE)
     end = ctx.clock.now().astimezone(zone).date()
     start = end - timedelta(days=days - 1)
     since = datetime.combine(start, time(), tzinfo=zone)
     async with ctx.pool.acquire() as conn:
-        rows = await repository.usage_per_day(conn, user.id, since=since, tz=tz)
+        rows = await repository.usage_per_day(conn, user.id, since=since, tz=ZONE)
     items = [UsageDay(date=row["day"], app_id=row["app_id"], credits=row["credits"]) for row in rows]
     return Usage(
-        days=days, timezone=tz, start=start, end=end, total=sum(i.credits for i in items), items=items
+        days=days, timezone=ZONE, start=start, end=end, total=sum(i.credits for i in items), items=items
     )
 
 

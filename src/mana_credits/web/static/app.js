@@ -378,9 +378,7 @@
   }
 
   async function loadUsage() {
-    const tz = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
-    let result = await api('GET', `/api/v1/credits/usage?days=30&tz=${encodeURIComponent(tz)}`);
-    if (result.status === 400) result = await api('GET', '/api/v1/credits/usage?days=30&tz=UTC'); // a zone the server lacks
+    const result = await api('GET', '/api/v1/credits/usage?days=30');
     if (!result.ok) {
       $('#usage-error').textContent = errorText(result);
       return;
