@@ -20,6 +20,12 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+# The code relies on READ COMMITTED (a conditional UPDATE re-checks its row after waiting; a duplicate
+# sees the first request's committed idempotency key). Set it per session, so a database or role that
+# defaults to another level (an adopted one may) cannot turn duplicates into serialization errors.
+SESSION = {"timezone": "UTC", "default_transaction_isolation": "read committed"}
+
+
 async def create_pool(dsn: str, *, size: int = 5) -> asyncpg.Pool:
     """asyncpg's reset query on release stays although it costs a round trip per request: it is also what
     finds a connection an outage left half-way through a message exchange, and closes it instead of
@@ -32,14 +38,14 @@ async def create_pool(dsn: str, *, size: int = 5) -> asyncpg.Pool:
         # A database that is down or hung answers 503 within these bounds instead of holding requests.
         timeout=5,
         command_timeout=30,
-        server_settings={"timezone": "UTC", "application_name": "mana-credits"},
+        server_settings={**SESSION, "application_name": "mana-credits"},
     )
     assert pool is not None
     return pool
 
 
 async def connect(dsn: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(dsn, server_settings={"timezone": "UTC"})
+    conn = await asyncpg.connect(dsn, server_settings=SESSION)
     await init_connection(conn)
     return conn
 
