@@ -172,6 +172,8 @@ async def redeem_pending(
     key = idempotency.key_from(request)
 
     async def work(conn: Any) -> tuple[int, Any]:
+        if data.email_verified is False:
+            return 200, PendingResult(redeemed=0, total_credits=0)
         return 200, await service.redeem_pending(
             conn,
             user_id=data.user_id,

@@ -14,6 +14,11 @@ from mana_credits.db.pool import Conn
 # A gift with no expiry (legacy rows) never expires.
 _NOT_EXPIRED = "(expires_at IS NULL OR expires_at > $2)"
 
+# E-mails compare ASCII-case-folded, as codes.fold_email does: never the database's locale-dependent lower()
+# (under some locales it maps a look-alike `İ` to `i`).
+_UPPER, _LOWER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
+_TARGET_FOLDED = f"translate(target_email, '{_UPPER}', '{_LOWER}')"
+
 
 async def insert_gift(
     conn: Conn,
@@ -56,13 +61,14 @@ async def get_by_id(conn: Conn, gift_id: UUID) -> asyncpg.Record | None:
 async def claim_for_redeem(
     conn: Conn, code: str, now: datetime, user_id: str, email: str | None
 ) -> asyncpg.Record | None:
-    """Take the gift for this user if it is active, unexpired, not theirs and (if personalized) theirs."""
+    """Take the gift for this user if it is active, unexpired, not theirs and (if personalized) theirs;
+    `email` is the user's verified address, folded (codes.fold_email)."""
     return await conn.fetchrow(
         f"""
         UPDATE gifts.gift_codes
         SET status = 'depleted', redeemed = 1, updated_at = now()
         WHERE code = $1 AND status = 'active' AND {_NOT_EXPIRED} AND creator_id <> $3
-          AND (type = 'simple' OR lower(target_email) = lower($4))
+          AND (type = 'simple' OR {_TARGET_FOLDED} = $4)
         RETURNING *
         """,
         code,
@@ -73,14 +79,14 @@ async def claim_for_redeem(
 
 
 async def claim_pending(conn: Conn, email: str, now: datetime, user_id: str) -> list[asyncpg.Record]:
-    """Take every redeemable personalized gift for this email. Rows are locked in id order; a concurrent
-    call waits on them, then re-checks `status = 'active'` and skips what this one took.
+    """Take every redeemable personalized gift for this (folded) email. Rows are locked in id order; a
+    concurrent call waits on them, then re-checks `status = 'active'` and skips what this one took.
     """
     return await conn.fetch(
         f"""
         WITH mine AS (
           SELECT id FROM gifts.gift_codes
-          WHERE lower(target_email) = lower($1) AND status = 'active' AND type = 'personalized'
+          WHERE {_TARGET_FOLDED} = $1 AND status = 'active' AND type = 'personalized'
             AND {_NOT_EXPIRED} AND creator_id <> $3
           ORDER BY id
           FOR UPDATE

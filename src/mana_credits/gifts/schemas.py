@@ -54,6 +54,8 @@ class RedeemGift(msgspec.Struct, rename="camel", kw_only=True):
 class RedeemPending(msgspec.Struct, rename="camel", kw_only=True):
     user_id: UserId
     email: Email
+    # mana-auth may say the address is not verified yet: then it claims nothing.
+    email_verified: bool | None = None
 
 
 def display_name(stored: str | None) -> str | None:

@@ -111,8 +111,11 @@ def _refusal(gift: asyncpg.Record, user: AuthUser, now: datetime, redeemed_by_us
     if status is GiftStatus.DEPLETED and redeemed_by_user:
         error = GiftAlreadyRedeemed("You already redeemed this gift")
         return Refused(error, gift_id, "failed_already_claimed")
-    target = gift["target_email"]
-    if gift["type"] == GiftType.PERSONALIZED and (not user.email or user.email.lower() != target.lower()):
+    # An adopted personalized gift may have no target: it is nobody's.
+    mine = codes.fold_email(user.email) is not None and codes.fold_email(user.email) == codes.fold_email(
+        gift["target_email"]
+    )
+    if gift["type"] == GiftType.PERSONALIZED and not mine:
         return Refused(GiftWrongRecipient(), gift_id, "failed_wrong_user")
     if status is GiftStatus.EXPIRED:
         return Refused(GiftExpired(), gift_id, "failed_expired")
@@ -127,7 +130,8 @@ async def redeem(
     client_ip: str | None, idempotency_key: str | None,
 ) -> RedeemResult:  # fmt: skip
     """Claim the gift for `user` and credit them, or raise GiftNotFound / Refused."""
-    gift = await repository.claim_for_redeem(conn, code, now, user.id, user.email) if code else None
+    email = codes.fold_email(user.email)
+    gift = await repository.claim_for_redeem(conn, code, now, user.id, email) if code else None
     if gift is None:
         current = await repository.get_by_code(conn, code) if code else None
         if current is None:
@@ -174,7 +178,8 @@ async def redeem_pending(
     conn: Conn, *, user_id: str, email: str, now: datetime, source_app_id: str
 ) -> PendingResult:
     """Redeem every active personalized gift for `email`; counts only the gifts this call took."""
-    gifts = await repository.claim_pending(conn, email.strip(), now, user_id)
+    folded = codes.fold_email(email)
+    gifts = await repository.claim_pending(conn, folded, now, user_id) if folded else []
     for gift in gifts:
         await _land(conn, gift, user_id, source_app_id, None, None)
     return PendingResult(redeemed=len(gifts), total_credits=sum(gift["total_credits"] for gift in gifts))
