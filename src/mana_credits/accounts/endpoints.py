@@ -5,16 +5,12 @@ Mounted in the internal credits router (`credits.endpoints`), which owns that pa
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import delete
-from litestar.params import Parameter
 
 from mana_credits.accounts import service
 from mana_credits.auth.models import ServiceCaller
 from mana_credits.context import AppContext
-
-UserIdParam = Annotated[str, Parameter(min_length=1, max_length=255)]
+from mana_credits.kit.validation import UserIdParam
 
 
 @delete("/balance/{user_id:str}", status_code=200)

@@ -19,6 +19,7 @@ from jwt import PyJWK
 
 from mana_credits.auth.models import AuthUser
 from mana_credits.kit.errors import Unauthorized
+from mana_credits.kit.validation import MAX_USER_ID
 
 log = logging.getLogger("mana_credits.auth")
 
@@ -91,7 +92,7 @@ class JwtVerifier:
             raise Unauthorized("Token expired") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"Invalid token: {exc}") from exc
-        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+        if not isinstance(claims.get("sub"), str) or not 0 < len(claims["sub"]) <= MAX_USER_ID:
             raise Unauthorized("Invalid token subject")
         return claims
 

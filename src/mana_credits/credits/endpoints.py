@@ -25,7 +25,7 @@ from mana_credits.credits.schemas import (
 from mana_credits.kit import idempotency
 from mana_credits.kit.errors import Conflict, NotFound
 from mana_credits.kit.pagination import decode_cursor, encode_cursor
-from mana_credits.kit.validation import parse_uuid
+from mana_credits.kit.validation import UserIdParam, parse_uuid
 from mana_credits.ledger.coalesce import Coalescer, UsageDebit
 from mana_credits.ledger.models import AccountSummary, Balance, BalanceRow, Entry, Transaction, TxType
 
@@ -131,7 +131,7 @@ public_routes = Router(path="/api/v1/credits", route_handlers=[operations], tags
 
 
 @get("/balance/{user_id:str}")
-async def user_balance(ctx: AppContext, caller: ServiceCaller, user_id: str) -> AccountSummary:
+async def user_balance(ctx: AppContext, caller: ServiceCaller, user_id: UserIdParam) -> AccountSummary:
     async with ctx.pool.acquire() as conn:
         return await ledger.account_summary(conn, user_id)
 

@@ -24,9 +24,9 @@ from mana_credits.auth.dependencies import CALLER
 from mana_credits.auth.models import ServiceCaller
 from mana_credits.context import AppContext
 from mana_credits.credits import holds
-from mana_credits.credits.schemas import Amount, Text, UserId
+from mana_credits.credits.schemas import Amount, Text
 from mana_credits.kit import idempotency
-from mana_credits.kit.validation import parse_uuid
+from mana_credits.kit.validation import UserId, parse_uuid
 
 DEFAULT_TTL_SECONDS = 86_400
 MAX_TTL_SECONDS = 7 * 86_400

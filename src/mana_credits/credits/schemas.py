@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 import msgspec
 
+from mana_credits.kit.validation import UserId
+
 Amount = Annotated[int, msgspec.Meta(gt=0, le=1_000_000_000)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
 AppId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 
 

@@ -11,13 +11,13 @@ import asyncpg
 import msgspec
 
 from mana_credits.kit.records import from_record
+from mana_credits.kit.validation import UserId
 
 Credits = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
 Email = Annotated[str, msgspec.Meta(max_length=254)]
 Message = Annotated[str, msgspec.Meta(max_length=500)]
 Days = Annotated[int, msgspec.Meta(ge=1, le=365)]
 AppId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 

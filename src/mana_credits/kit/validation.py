@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
 from litestar import Request
+from litestar.params import Parameter
 
 from mana_credits.kit.errors import ValidationFailed
 
 T = TypeVar("T")
+
+# One rule for user ids, wherever they come from (body, path, token subject).
+MAX_USER_ID = 255
+UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_USER_ID)]
+UserIdParam = Annotated[str, Parameter(min_length=1, max_length=MAX_USER_ID)]
 
 
 def parse_uuid(value: str, field: str = "id") -> UUID:

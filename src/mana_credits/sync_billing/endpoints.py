@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, post
-from litestar.params import Parameter
 from litestar.types import ControllerRouterHandler
 
 from mana_credits.auth.dependencies import ADMIN, CALLER, USER
 from mana_credits.auth.models import AuthUser, ServiceCaller
 from mana_credits.context import AppContext
 from mana_credits.kit import idempotency
+from mana_credits.kit.validation import UserIdParam
 from mana_credits.sync_billing import service
 from mana_credits.sync_billing.schemas import Activate, AdminSyncStatus, ChangeInterval, SyncStatus
-
-UserIdParam = Annotated[str, Parameter(min_length=1, max_length=255)]
 
 
 async def _write(
