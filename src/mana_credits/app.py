@@ -27,6 +27,7 @@ from mana_credits.gifts import tasks as gifts_tasks
 from mana_credits.kit import metrics
 from mana_credits.kit.clock import Clock
 from mana_credits.kit.errors import EXCEPTION_HANDLERS
+from mana_credits.kit.headers import security_headers_middleware
 from mana_credits.kit.jobs import JobRunner
 from mana_credits.kit.logs import request_id_middleware
 from mana_credits.kit.validation import strict_json_body
@@ -39,6 +40,8 @@ from mana_credits.sync_billing import tasks as sync_tasks
 from mana_credits.web import routes as web_routes
 
 log = logging.getLogger("mana_credits")
+
+MAX_BODY_BYTES = 64 * 1024
 
 JOB_SOURCES = [ledger_tasks, credits_tasks, gifts_tasks, payments_tasks, sync_tasks, notification_tasks]
 
@@ -123,8 +126,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         before_request=strict_json_body,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        middleware=[request_id_middleware, metrics.http_middleware()],
-        request_max_body_size=1_000_000,
+        middleware=[security_headers_middleware, request_id_middleware, metrics.http_middleware()],
+        # Read no further than this, answering 413 before parsing (the Stripe webhook allows more).
+        request_max_body_size=MAX_BODY_BYTES,
         cors_config=CORSConfig(
             allow_origins=settings.cors_origins,
             allow_credentials=True,
