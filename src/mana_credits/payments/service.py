@@ -17,7 +17,7 @@ from mana_credits.kit import idempotency
 from mana_credits.kit.errors import NotFound
 from mana_credits.kit.validation import parse_uuid
 from mana_credits.ledger.models import TxType
-from mana_credits.payments import repository
+from mana_credits.payments import repository, return_urls
 from mana_credits.payments.models import Package, PurchaseRequest
 from mana_credits.payments.stripe_client import CURRENCY, StripeGateway, gateway
 
@@ -47,6 +47,9 @@ async def start_purchase(
     """
     stripe = gateway(ctx)
     package_id = parse_uuid(data.package_id, "packageId")
+    allowed = return_urls.allowed_origins(ctx.settings)
+    return_urls.check(data.success_url, "successUrl", allowed)
+    return_urls.check(data.cancel_url, "cancelUrl", allowed)
     async with ctx.pool.acquire() as conn:
         package = await repository.active_package(conn, package_id)
     if package is None:
