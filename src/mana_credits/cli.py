@@ -91,6 +91,11 @@ def serve(
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        if settings.is_development:
+            from mana_credits.auth import devkey
+
+            # Before the workers start: each would otherwise race to make its own.
+            devkey.load_or_create(settings.dev_key_path)
         _print_welcome(settings)
         if settings.DATABASE_URL:
             # Become the server: the CLI's modules (and its memory) are gone, signals reach granian directly.
