@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: run test lint fmt typecheck bench setup clean
+.PHONY: run test test-slow lint fmt typecheck bench setup clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -22,7 +22,11 @@ run: setup
 	MANA_CREDITS_ENV=$${MANA_CREDITS_ENV:-development} $(VENV)/bin/mana-credits serve
 
 test: setup
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+# Fault tests with real server processes and a database that stops (a few minutes; .ci/run runs them).
+test-slow: setup
+	$(VENV)/bin/pytest -m slow $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -42,6 +43,8 @@ from mana_credits.web import routes as web_routes
 log = logging.getLogger("mana_credits")
 
 MAX_BODY_BYTES = 64 * 1024
+# Lifespan shutdown budget; the server kills a worker still alive after server.WORKER_KILL_SECONDS.
+SHUTDOWN_SECONDS = 10.0
 
 JOB_SOURCES = [ledger_tasks, credits_tasks, gifts_tasks, payments_tasks, sync_tasks, notification_tasks]
 
@@ -94,6 +97,20 @@ def settle_heap() -> None:
     gc.set_threshold(10_000, 20, 20)
 
 
+async def _shut_down(runner: JobRunner, ctx: AppContext) -> None:
+    """Stop jobs and close connections within SHUTDOWN_SECONDS: a hung database must not keep the
+    process from exiting (the pool would wait forever for connections stuck in a query)."""
+    try:
+        await asyncio.wait_for(runner.stop(), SHUTDOWN_SECONDS / 2)
+    except TimeoutError:
+        log.warning("jobs did not stop within %.0fs; leaving them", SHUTDOWN_SECONDS / 2)
+    try:
+        await asyncio.wait_for(close_context(ctx), SHUTDOWN_SECONDS / 2)
+    except TimeoutError:
+        log.warning("database connections did not close within %.0fs; terminating them", SHUTDOWN_SECONDS / 2)
+        ctx.pool.terminate()
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
     settings = settings or Settings()
     settings.check_safe_to_start()
@@ -109,8 +126,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         try:
             yield
         finally:
-            await runner.stop()
-            await close_context(ctx)
+            await _shut_down(runner, ctx)
 
     return Litestar(
         route_handlers=[

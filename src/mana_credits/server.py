@@ -15,6 +15,9 @@ from granian.constants import Interfaces, Loops, RuntimeModes
 # Requests handled at once per worker: a few more than its database connections (DB_POOL_SIZE). The others
 # wait inside granian, which is cheaper than Python tasks queued on the pool, and the tail latency is lower.
 BACKPRESSURE = 16
+# SIGTERM ends within a bound whatever a worker is stuck on (a hung database, a long request): its own
+# shutdown gives up after app.SHUTDOWN_SECONDS, and a worker still alive after this is killed.
+WORKER_KILL_SECONDS = 20
 
 
 def serve(host: str, port: int, workers: int) -> None:
@@ -30,6 +33,7 @@ def serve(host: str, port: int, workers: int) -> None:
         runtime_threads=1,
         backpressure=BACKPRESSURE,
         log_access=False,
+        workers_kill_timeout=WORKER_KILL_SECONDS,
     ).serve()
 
 

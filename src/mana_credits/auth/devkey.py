@@ -21,8 +21,7 @@ def load_or_create(path: Path) -> Ed25519PrivateKey:
     """The key at `path`, created once: processes racing here (server workers, `mana-credits token`)
     all end up with the same key, since the file appears complete and only if it was absent."""
     if not path.exists():
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
+        pem = Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         path.parent.mkdir(parents=True, exist_ok=True)
