@@ -8,7 +8,9 @@ from typing import Any
 from litestar import Request, Response, get
 
 from mana_credits.context import AppContext
+from mana_credits.kit import openapi
 from mana_credits.kit.errors import envelope
+from mana_credits.payments import return_urls
 
 
 @get("/health", include_in_schema=False)
@@ -28,7 +30,11 @@ async def ready(ctx: AppContext) -> Response[Any]:
 
 @get("/openapi.json", include_in_schema=False)
 async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    schema: dict[str, Any] = request.app.openapi_schema.to_schema()
+    state = request.app.state
+    if "openapi" not in state:  # built once: the routes do not change while the app runs
+        origins = sorted(return_urls.allowed_origins(state.ctx.settings))
+        state.openapi = openapi.document(request.app.openapi_schema.to_schema(), origins)
+    schema: dict[str, Any] = state.openapi
     return schema
 
 

@@ -65,6 +65,26 @@ async def strict_json_body(request: Request[Any, Any, Any]) -> None:
     try:
         decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        raise ValidationFailed(str(exc), details={"fields": [_field_of(exc)]}) from exc
+        if not _valid_with_integral_floats(raw, field.annotation):
+            raise ValidationFailed(str(exc), details={"fields": [_field_of(exc)]}) from exc
     except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise ValidationFailed("Malformed JSON body", details={"fields": [{"field": "body"}]}) from exc
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    return value
+
+
+def _valid_with_integral_floats(raw: bytes, annotation: Any) -> bool:
+    """JSON has one number type: `1.0` is the integer 1 (JSON Schema agrees), `1.5` is not."""
+    try:
+        msgspec.convert(_integral(msgspec.json.decode(raw)), annotation, strict=True)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return False
+    return True

@@ -13,7 +13,7 @@ from mana_credits.kit import idempotency, money_metrics
 from mana_credits.kit.errors import NotFound
 from mana_credits.kit.validation import parse_uuid
 from mana_credits.payments import repository, service, webhooks
-from mana_credits.payments.errors import PaymentsUnavailable
+from mana_credits.payments.errors import InvalidSignature, PaymentsUnavailable
 from mana_credits.payments.models import Package, Purchase, PurchaseRequest
 
 
@@ -50,6 +50,8 @@ async def purchase(
 @post("/stripe", status_code=200, request_max_body_size=1024 * 1024)
 async def stripe_webhook(ctx: AppContext, request: Request[Any, Any, Any]) -> dict[str, bool]:
     secret = ctx.settings.STRIPE_WEBHOOK_SECRET
+    if not request.headers.get("stripe-signature"):
+        raise InvalidSignature()  # not from Stripe, whatever this server's configuration
     if not secret:
         raise PaymentsUnavailable("Stripe webhooks are not configured on this server")
     payload = await request.body()
