@@ -82,7 +82,7 @@ async def test_the_published_schema_is_exactly_true(
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as client:
-            for _ in range(600):  # bounded wait for start-up (migrations run first)
+            for _ in range(1200):  # bounded wait for start-up (migrations run first; CI machines are slow)
                 try:
                     if (await client.get(f"{base}/ready")).status_code == 200:
                         break
@@ -90,6 +90,8 @@ async def test_the_published_schema_is_exactly_true(
                     pass
                 assert server.returncode is None, "server exited"
                 await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("server not ready after 120 s")
         settings = Settings(MANA_CREDITS_DATA_DIR=tmp_path)
         token = devkey.mint(
             devkey.load_or_create(settings.dev_key_path), user_id="fuzzer", issuer=settings.jwt_issuers[0],
