@@ -34,8 +34,8 @@ async def test_transactions_run_read_committed_whatever_the_database_default(
     url = await _serializable_database(fresh_database)
     pool = await create_pool(url, size=2)
     try:
-        async with pool.acquire() as conn, conn.transaction():
-            assert await conn.fetchval("SHOW transaction_isolation") == "read committed"
+        async with pool.acquire() as pooled, pooled.transaction():
+            assert await pooled.fetchval("SHOW transaction_isolation") == "read committed"
     finally:
         await pool.close()
     conn = await connect(url)

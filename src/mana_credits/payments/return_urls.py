@@ -29,7 +29,8 @@ def origin(url: str) -> str | None:
 
 
 def allowed_origins(settings: Settings) -> set[str]:
-    found = (origin(url) for url in [settings.WEB_APP_URL, *settings.cors_origins])
+    """The web app, its CORS origins, and this service itself (its own pages under /app buy too)."""
+    found = (origin(url) for url in [settings.WEB_APP_URL, settings.BASE_URL, *settings.cors_origins])
     return {item for item in found if item}
 
 
