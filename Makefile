@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: run test test-slow lint fmt typecheck bench setup clean
+.PHONY: run test test-fast test-slow lint fmt typecheck bench setup clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -21,10 +21,14 @@ setup: $(VENV)/.synced
 run: setup
 	MANA_CREDITS_ENV=$${MANA_CREDITS_ENV:-development} $(VENV)/bin/mana-credits serve
 
+# The whole suite (what CI runs). test-fast leaves out the slow fault tests (real server processes, a
+# database that stops) and the schemathesis runs; test-slow runs only those.
 test: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-fast: setup
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
-# Fault tests with real server processes and a database that stops (a few minutes; .ci/run runs them).
 test-slow: setup
 	$(VENV)/bin/pytest -m slow $(PYTEST_ARGS)
 

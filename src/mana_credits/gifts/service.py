@@ -37,6 +37,7 @@ from mana_credits.gifts.schemas import (
     short_url,
 )
 from mana_credits.kit.errors import CreditsError, ValidationFailed
+from mana_credits.kit.validation import EMAIL
 from mana_credits.ledger.models import TxType
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ APP_ID = "gifts"
 CODE_ATTEMPTS = 5
 SWEEP_BATCH = 200
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_EMAIL = re.compile(EMAIL)
 
 
 class Refused(Exception):
@@ -64,7 +65,7 @@ def _invalid(field: str, message: str) -> ValidationFailed:
 
 
 def _target_email(data: CreateGift) -> str | None:
-    email = (data.target_email or "").strip() or None
+    email = (data.target_email or "").strip(" \t\r\n") or None
     if data.type is GiftType.PERSONALIZED:
         if email is None:
             raise _invalid("targetEmail", "targetEmail is required for a personalized gift")
@@ -177,9 +178,13 @@ async def record_refusal(
 async def redeem_pending(
     conn: Conn, *, user_id: str, email: str, now: datetime, source_app_id: str
 ) -> PendingResult:
-    """Redeem every active personalized gift for `email`; counts only the gifts this call took."""
+    """Redeem every active personalized gift for `email`; counts only the gifts this call took.
+
+    Gift targets were checked against EMAIL when created, so a string that is no address (even one
+    PostgreSQL could not compare, with a NUL) matches nothing: nothing to redeem, not an error."""
     folded = codes.fold_email(email)
-    gifts = await repository.claim_pending(conn, folded, now, user_id) if folded else []
+    address = folded if folded and _EMAIL.fullmatch(folded.strip(" \t\r\n")) else None
+    gifts = await repository.claim_pending(conn, address, now, user_id) if address else []
     for gift in gifts:
         await _land(conn, gift, user_id, source_app_id, None, None)
     return PendingResult(redeemed=len(gifts), total_credits=sum(gift["total_credits"] for gift in gifts))

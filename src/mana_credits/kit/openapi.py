@@ -8,6 +8,8 @@ import re
 import zoneinfo
 from typing import Any
 
+from mana_credits.kit.validation import EMAIL, EMAIL_SPACE
+
 ENVELOPE_REF = {"$ref": "#/components/schemas/ErrorEnvelope"}
 ENVELOPE = {
     "type": "object",
@@ -73,7 +75,8 @@ _PUBLIC = {"GET /api/v1/gifts/{code}", "GET /api/v1/credits/packages", "GET /api
 
 
 # As gifts.service checks it (surrounding spaces are trimmed first).
-EMAIL_PATTERN = r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$"
+EMAIL_PATTERN = f"^{EMAIL_SPACE}*{EMAIL}{EMAIL_SPACE}*$"
+BLANK = f"^{EMAIL_SPACE}*$"
 UUID_PATTERN = "^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 _UUID = {"type": "string", "format": "uuid", "pattern": UUID_PATTERN}
 # Strings the handlers parse as UUIDs (path parameters and body fields).
@@ -248,7 +251,7 @@ def _conditional_gift_email(schemas: dict[str, Any]) -> None:
             "then": {"required": ["targetEmail"],
                      "properties": {"targetEmail": {"type": "string", "pattern": EMAIL_PATTERN}}},
             "else": {"properties": {"targetEmail": {"oneOf": [{"type": "null"},
-                                                              {"type": "string", "pattern": "^\\s*$"}]}}},
+                                                              {"type": "string", "pattern": BLANK}]}}},
         }
     ]  # fmt: skip
 

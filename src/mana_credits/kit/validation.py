@@ -15,6 +15,11 @@ T = TypeVar("T")
 
 # One rule for user ids, wherever they come from (body, path, token subject).
 MAX_USER_ID = 255
+
+# One e-mail rule for the server and the published schema. Explicit character classes, because regex
+# engines disagree on what `\s` covers (Python counts \x1c-\x1f as space, ECMA does not).
+EMAIL_SPACE = r"[ \t\r\n]"
+EMAIL = r"[^@\x00-\x20\x7f-\x9f]+@[^@\x00-\x20\x7f-\x9f]+\.[^@\x00-\x20\x7f-\x9f]+"
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_USER_ID)]
 UserIdParam = Annotated[str, Parameter(min_length=1, max_length=MAX_USER_ID)]
 
