@@ -5,11 +5,7 @@ Each function returns how many rows it changed, so a repeated erasure reports 0 
 
 from __future__ import annotations
 
-from mana_credits.db.pool import Conn
-
-
-def _count(status: str) -> int:
-    return int(status.rsplit(" ", 1)[-1])
+from mana_credits.db.pool import Conn, rows_changed
 
 
 async def open_holds(conn: Conn, user_id: str) -> int:
@@ -30,7 +26,7 @@ async def open_holds(conn: Conn, user_id: str) -> int:
 
 async def stop_sync(conn: Conn, user_id: str) -> int:
     """No further charges, no access, no remembered address; the row stays for the bookkeeping."""
-    return _count(
+    return rows_changed(
         await conn.execute(
             """
             UPDATE credits.sync_subscriptions
@@ -61,7 +57,7 @@ async def scrub_gifts(conn: Conn, user_id: str) -> int:
         "WHERE redeemer_user_id = $1 AND client_ip IS NOT NULL",
         user_id,
     )
-    return _count(changed) + _count(ips)
+    return rows_changed(changed) + rows_changed(ips)
 
 
 async def gift_transaction_ids(conn: Conn, user_id: str) -> list[str]:
@@ -103,4 +99,4 @@ async def scrub_payments_and_mail(conn: Conn, user_id: str) -> int:
         "DELETE FROM credits.idempotency_keys WHERE scope = ANY($1::text[])",
         [f"user:{user_id}", f"legacy:{user_id}"],
     )
-    return sum(_count(s) for s in (customer, purchases, unsent, sent, answers))
+    return sum(rows_changed(s) for s in (customer, purchases, unsent, sent, answers))

@@ -44,6 +44,11 @@ async def create_pool(dsn: str, *, size: int = 5) -> asyncpg.Pool:
     return pool
 
 
+def rows_changed(status: str) -> int:
+    """The row count of a command status asyncpg returns from `execute` ("UPDATE 3", "INSERT 0 1")."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
 async def connect(dsn: str) -> asyncpg.Connection:
     conn = await asyncpg.connect(dsn, server_settings=SESSION)
     await init_connection(conn)

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from mana_credits.db.pool import Conn
+from mana_credits.db.pool import Conn, rows_changed
 
 
 async def insert_key(conn: Conn, scope: str, key: str, request_hash: str) -> bool:
@@ -56,7 +56,7 @@ async def delete_request_keys(conn: Conn, older_than: datetime, batch: int) -> i
         older_than,
         batch,
     )
-    return int(status.rsplit(" ", 1)[-1])
+    return rows_changed(status)
 
 
 _MONEY_GAUGES = """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mana_credits.db.pool import Conn
+from mana_credits.db.pool import Conn, rows_changed
 
 # Metadata keys that are references for bookkeeping (ids), kept; everything else in metadata goes.
 KEPT_METADATA = ("purchaseId", "paymentIntentId", "checkoutSessionId", "reservationId", "giftCodeId",
@@ -37,4 +37,4 @@ async def erase_personal_data(conn: Conn, user_id: str, *, gift_rows_of_others: 
         """,
         gift_rows_of_others,
     )
-    return sum(int(status.rsplit(" ", 1)[-1]) for status in (own, usage, others))
+    return sum(rows_changed(status) for status in (own, usage, others))

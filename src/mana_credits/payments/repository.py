@@ -8,7 +8,7 @@ from uuid import UUID
 import asyncpg
 
 from mana_credits.db import locks
-from mana_credits.db.pool import Conn
+from mana_credits.db.pool import Conn, rows_changed
 from mana_credits.payments.models import Package, Purchase
 
 # The default set shipped with the service (SPEC §8); operators edit packages as data afterwards.
@@ -84,7 +84,7 @@ async def seed_default_packages(conn: Conn) -> int:
             price,
             order,
         )
-        added += int(status.rsplit(" ", 1)[-1])
+        added += rows_changed(status)
     return added
 
 
@@ -331,4 +331,4 @@ async def record_event(conn: Conn, event_id: str, event_type: str) -> bool:
 
 async def prune_events(conn: Conn, received_before: datetime) -> int:
     status = await conn.execute("DELETE FROM credits.stripe_events WHERE received_at < $1", received_before)
-    return int(status.rsplit(" ", 1)[-1])
+    return rows_changed(status)
