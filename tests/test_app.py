@@ -44,6 +44,16 @@ async def test_openapi_document_and_docs_page(client: httpx.AsyncClient) -> None
     assert docs.status_code == 200 and "text/html" in docs.headers["content-type"]
 
 
+async def test_docs_page_shows_the_published_document(client: httpx.AsyncClient) -> None:
+    """The reference page reads the corrected contract (our error envelope), not Litestar's raw one."""
+    page = (await client.get("/docs")).text
+    assert 'data-url="/docs/openapi.json"' in page
+    shown = await client.get("/docs/openapi.json")
+    assert shown.status_code == 200
+    assert shown.json() == (await client.get("/openapi.json")).json()
+    assert "ErrorEnvelope" in shown.json()["components"]["schemas"]
+
+
 async def test_cors_preflight_for_the_web_app(client: httpx.AsyncClient) -> None:
     response = await client.options(
         "/api/v1/credits/balance",

@@ -155,7 +155,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             title="mana-credits",
             version="1.0.0",
             path="/docs",
-            render_plugins=[ScalarRenderPlugin(path="/")],
+            render_plugins=[ScalarRenderPlugin(path="/"), health.PublishedJson()],
         ),
         debug=False,
     )

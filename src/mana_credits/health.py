@@ -1,4 +1,4 @@
-"""Liveness, readiness and the OpenAPI document at its old-style path."""
+"""Liveness, readiness and the published OpenAPI document (at /openapi.json and under /docs)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar.openapi.plugins import JsonRenderPlugin
 
 from mana_credits.context import AppContext
 from mana_credits.kit import openapi
@@ -28,14 +29,26 @@ async def ready(ctx: AppContext) -> Response[Any]:
     return Response({"status": "ready"}, status_code=200)
 
 
-@get("/openapi.json", include_in_schema=False)
-async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
+def published(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Litestar's document made true by kit.openapi; built once, the routes do not change while running."""
     state = request.app.state
-    if "openapi" not in state:  # built once: the routes do not change while the app runs
+    if "openapi" not in state:
         origins = sorted(return_urls.allowed_origins(state.ctx.settings))
         state.openapi = openapi.document(request.app.openapi_schema.to_schema(), origins)
     schema: dict[str, Any] = state.openapi
     return schema
+
+
+class PublishedJson(JsonRenderPlugin):
+    """/docs/openapi.json, read by the reference page at /docs: the published document, not the raw one."""
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return self.render_json(request, published(request))
+
+
+@get("/openapi.json", include_in_schema=False)
+async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return published(request)
 
 
 routes = [health, ready, openapi_json]
