@@ -20,6 +20,28 @@ SERVICE_KEY = "test-service-key"
 APP_KEYS = {"chat": "chat-app-key", "picture": "picture-app-key"}
 
 
+class StubHandler(BaseHTTPRequestHandler):
+    """A stub's request handler: reads a body, answers JSON, and keeps the test output quiet."""
+
+    def read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self.send_raw(status, json.dumps(body).encode(), headers)
+
+    def send_raw(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
 class ThreadedStub:
     """A stub HTTP server of another service on a loopback port, served from a thread."""
 
@@ -43,22 +65,13 @@ class JwksServer(ThreadedStub):
         self.current_kid = self.add_key()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(StubHandler):
             def do_GET(self) -> None:
                 if self.path != "/api/auth/jwks":
-                    self.send_response(404)
-                    self.end_headers()
+                    self.send_json(404, {})
                     return
                 server.requests += 1
-                body = json.dumps({"keys": server.jwks()}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
+                self.send_json(200, {"keys": server.jwks()})
 
         self.serve(Handler)
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.support import ThreadedStub
+from tests.support import StubHandler, ThreadedStub
 
 
 @dataclass(frozen=True)
@@ -24,35 +23,21 @@ class NotifyStub(ThreadedStub):
         self.reject: dict[str, tuple[int, bytes]] = {}
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(StubHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                raw = self.rfile.read(length)
+                raw = self.read_body()
                 if self.path != "/api/v1/notifications/send":
-                    self._answer(404, {"error": "not found"})
+                    self.send_json(404, {"error": "not found"})
                 elif not stub.up:
-                    self._answer(503, {"error": "down for maintenance"})
+                    self.send_json(503, {"error": "down for maintenance"})
                 else:
                     body = json.loads(raw)
                     stub.received.append(Received(dict(self.headers.items()), body))
                     if body.get("externalId") in stub.reject:
                         status, text = stub.reject[body["externalId"]]
-                        self._send(status, text)
+                        self.send_raw(status, text)
                     else:
-                        self._answer(202, {"queued": True})
-
-            def _answer(self, status: int, body: dict[str, Any]) -> None:
-                self._send(status, json.dumps(body).encode())
-
-            def _send(self, status: int, data: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
+                        self.send_json(202, {"queued": True})
 
         self.serve(Handler)
 

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 
-from tests.support import ThreadedStub
+from tests.support import StubHandler, ThreadedStub
 
 WEBHOOK_SECRET = "whsec_test_mana_credits"
 
@@ -69,22 +67,12 @@ class StripeStub(ThreadedStub):
         self.release.set()
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(StubHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                form = dict(parse_qsl(self.rfile.read(length).decode()))
+                form = dict(parse_qsl(self.read_body().decode()))
                 stub.requests.append((self.path, form, dict(self.headers)))
                 stub.release.wait(timeout=30)
-                status, body = stub.answer(self.path, form)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
+                self.send_json(*stub.answer(self.path, form))
 
         self.serve(Handler)
 

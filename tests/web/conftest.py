@@ -10,14 +10,12 @@ Without Chromium every browser test is skipped, and the session ends with a loud
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ from mana_credits.kit.clock import Clock
 from mana_credits.payments import repository as packages
 from tests.conftest import LiveServer, _copy_template, make_settings
 from tests.payments.stripe_fakes import WEBHOOK_SECRET, StripeStub
-from tests.support import Actor, Api, JwksServer, ThreadedStub, service_headers
+from tests.support import Actor, Api, JwksServer, StubHandler, ThreadedStub, service_headers
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
@@ -71,16 +69,9 @@ class ManaAuthStub(ThreadedStub):
     def __init__(self, jwks: JwksServer) -> None:
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(StubHandler):
             def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                for name, value in {**stub.cors(self.headers.get("Origin")), **(headers or {})}.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(status, body, {**stub.cors(self.headers.get("Origin")), **(headers or {})})
 
             def do_OPTIONS(self) -> None:
                 self._send(204 if self.path == "/api/v1/auth/session-to-token" else 404, {})
@@ -110,9 +101,6 @@ class ManaAuthStub(ThreadedStub):
                     return
                 token = jwks.mint({"sub": user, "email": f"{user}@example.com", "name": user})
                 self._send(200, {"accessToken": token, "refreshToken": "session-token"})
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
         self.serve(Handler)
 
