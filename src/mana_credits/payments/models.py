@@ -46,6 +46,23 @@ class Purchase(msgspec.Struct, rename="camel", kw_only=True):
         return from_record(cls, row)
 
 
+class PurchaseReturns(msgspec.Struct, frozen=True, kw_only=True):
+    """A completed purchase with the money Stripe returned on it (not on the wire): what decides how many
+    of its credits are taken back."""
+
+    id: UUID
+    user_id: str
+    status: str
+    credits: int
+    price_euro_cents: int
+    stripe_payment_intent_id: str | None
+    credits_reversed: int
+    amount_refunded: int
+    amount_disputed: int
+    # What refunds that failed or were cancelled gave back.
+    refund_failed: int
+
+
 Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2000, pattern=r"^https?://")]
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-import asyncpg
-
 from mana_credits.db import locks
 from mana_credits.db.pool import Conn, rows_changed
-from mana_credits.payments.models import Package, Purchase
+from mana_credits.kit.records import from_record
+from mana_credits.payments.models import Package, Purchase, PurchaseReturns
 
 # The default set shipped with the service (SPEC §8); operators edit packages as data afterwards.
 DEFAULT_PACKAGES = [
@@ -171,34 +170,31 @@ async def find_purchase(
     payment_intent_id: str | None = None,
     checkout_session_id: str | None = None,
     purchase_id: UUID | None = None,
-) -> asyncpg.Record | None:
+) -> Purchase | None:
     """By the Stripe object's id first, else by the purchase id from its metadata."""
+    row = None
     if payment_intent_id:
         row = await conn.fetchrow(
             "SELECT * FROM credits.purchases WHERE stripe_payment_intent_id = $1", payment_intent_id
         )
-        if row:
-            return row
-    if checkout_session_id:
+    if row is None and checkout_session_id:
         row = await conn.fetchrow(
             "SELECT * FROM credits.purchases WHERE stripe_checkout_session_id = $1", checkout_session_id
         )
-        if row:
-            return row
-    if purchase_id:
-        return await conn.fetchrow("SELECT * FROM credits.purchases WHERE id = $1", purchase_id)
-    return None
+    if row is None and purchase_id:
+        row = await conn.fetchrow("SELECT * FROM credits.purchases WHERE id = $1", purchase_id)
+    return Purchase.from_row(row) if row else None
 
 
 async def claim_for_credit(
     conn: Conn, purchase_id: UUID, paid: int, payment_intent_id: str | None
-) -> asyncpg.Record | None:
+) -> Purchase | None:
     """Mark the purchase completed if it is not yet and the amount paid is its price; None otherwise.
 
     A failed purchase may still complete: Stripe lets the payer retry a declined PaymentIntent with
     another card, and money received must be credited. `completed` is final, so this runs once.
     """
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         """
         UPDATE credits.purchases
         SET status = 'completed', completed_at = now(),
@@ -210,6 +206,7 @@ async def claim_for_credit(
         paid,
         payment_intent_id,
     )
+    return Purchase.from_row(row) if row else None
 
 
 async def mark_failed(conn: Conn, purchase_id: UUID) -> bool:
@@ -252,7 +249,7 @@ async def record_return(
     )  # fmt: skip
 
 
-async def record_returned_money(conn: Conn, purchase_id: UUID, refunded: int) -> asyncpg.Record:
+async def record_returned_money(conn: Conn, purchase_id: UUID, refunded: int) -> PurchaseReturns:
     """Raise the refunded total (never lower it), recount the disputed money from the disputes' states,
     and lock the row for the reversal. `refund_failed` is what failed refunds gave back."""
     row = await conn.fetchrow(
@@ -275,7 +272,7 @@ async def record_returned_money(conn: Conn, purchase_id: UUID, refunded: int) ->
         REFUND_UNDONE,
     )
     assert row is not None
-    return row
+    return from_record(PurchaseReturns, row)
 
 
 async def lock_payment_intent(conn: Conn, payment_intent_id: str) -> None:

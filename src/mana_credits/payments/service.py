@@ -6,7 +6,6 @@ import logging
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 from litestar import Response
 
 from mana_credits import ledger
@@ -18,7 +17,7 @@ from mana_credits.kit.errors import NotFound
 from mana_credits.kit.validation import parse_uuid
 from mana_credits.ledger.models import TxType
 from mana_credits.payments import repository, return_urls
-from mana_credits.payments.models import Package, PurchaseRequest
+from mana_credits.payments.models import Package, Purchase, PurchaseRequest, PurchaseReturns
 from mana_credits.payments.stripe_client import CURRENCY, StripeGateway, gateway
 
 log = logging.getLogger("mana_credits.payments")
@@ -102,44 +101,44 @@ async def _open_purchase(
 
 
 async def credit(
-    conn: Conn, purchase: asyncpg.Record, *, paid: int, currency: str, payment_intent_id: str | None,
+    conn: Conn, purchase: Purchase, *, paid: int, currency: str, payment_intent_id: str | None,
     event_id: str,
 ) -> bool:  # fmt: skip
     """Credit the purchase once, and only when Stripe was paid its exact price in euro."""
-    if currency.lower() != CURRENCY or paid != purchase["price_euro_cents"]:
+    if currency.lower() != CURRENCY or paid != purchase.price_euro_cents:
         log.warning(
             "purchase %s not credited: paid %s %s, price %s %s (event %s)",
-            purchase["id"], paid, currency, purchase["price_euro_cents"], CURRENCY, event_id,
+            purchase.id, paid, currency, purchase.price_euro_cents, CURRENCY, event_id,
         )  # fmt: skip
         return False
     if payment_intent_id:
         await repository.lock_payment_intent(conn, payment_intent_id)
-    claimed = await repository.claim_for_credit(conn, purchase["id"], paid, payment_intent_id)
+    claimed = await repository.claim_for_credit(conn, purchase.id, paid, payment_intent_id)
     if claimed is None:
-        log.info("purchase %s already completed (event %s)", purchase["id"], event_id)
+        log.info("purchase %s already completed (event %s)", purchase.id, event_id)
         return False
-    name = (claimed["metadata"] or {}).get("packageName")
+    name = (claimed.metadata or {}).get("packageName")
     await ledger.credit(
-        conn, claimed["user_id"], claimed["credits"], type=TxType.PURCHASE, app_id=APP_ID,
-        description=f"Purchase of {claimed['credits']} credits" + (f" ({name})" if name else ""),
-        metadata={"purchaseId": str(claimed["id"]), "paymentIntentId": claimed["stripe_payment_intent_id"],
+        conn, claimed.user_id, claimed.credits, type=TxType.PURCHASE, app_id=APP_ID,
+        description=f"Purchase of {claimed.credits} credits" + (f" ({name})" if name else ""),
+        metadata={"purchaseId": str(claimed.id), "paymentIntentId": claimed.stripe_payment_intent_id,
                   "stripeEventId": event_id},
     )  # fmt: skip
     # Money returned before the payment was recorded (on the purchase, or still unmatched for a Checkout
     # purchase's PaymentIntent): take its credits back now.
-    intent = claimed["stripe_payment_intent_id"]
+    intent = claimed.stripe_payment_intent_id
     refunded = await repository.take_unmatched_return(conn, intent) if intent else 0
-    await take_back_returned(conn, claimed["id"], refunded=refunded, event_id=event_id)
+    await take_back_returned(conn, claimed.id, refunded=refunded, event_id=event_id)
     return True
 
 
-async def fail(conn: Conn, purchase: asyncpg.Record, event_id: str) -> bool:
-    failed = await repository.mark_failed(conn, purchase["id"])
-    log.info("purchase %s failed=%s (event %s)", purchase["id"], failed, event_id)
+async def fail(conn: Conn, purchase: Purchase, event_id: str) -> bool:
+    failed = await repository.mark_failed(conn, purchase.id)
+    log.info("purchase %s failed=%s (event %s)", purchase.id, failed, event_id)
     return failed
 
 
-async def take_back_returned(conn: Conn, purchase_id: Any, *, refunded: int = 0, event_id: str) -> int:
+async def take_back_returned(conn: Conn, purchase_id: UUID, *, refunded: int = 0, event_id: str) -> int:
     """Make the reversed credits match the money returned now: refunds (less the failed ones) and
     disputes that are chargebacks, proportionally, rounded down. Only the difference moves, so repeated
     events change nothing and a won dispute or a failed refund gives the credits back."""
@@ -147,33 +146,33 @@ async def take_back_returned(conn: Conn, purchase_id: Any, *, refunded: int = 0,
     return await _reconcile(conn, row, event_id)
 
 
-async def _reconcile(conn: Conn, row: asyncpg.Record, event_id: str) -> int:
+async def _reconcile(conn: Conn, row: PurchaseReturns, event_id: str) -> int:
     """Move credits so that the reversed part matches the money returned; returns the credits taken
     (negative when given back)."""
-    if row["status"] != "completed":
+    if row.status != "completed":
         return 0
-    purchase_id = row["id"]
-    price, credits = row["price_euro_cents"], row["credits"]
-    refunded = max(0, row["amount_refunded"] - row["refund_failed"])
-    returned = min(price, refunded + row["amount_disputed"])
+    purchase_id = row.id
+    price, credits = row.price_euro_cents, row.credits
+    refunded = max(0, row.amount_refunded - row.refund_failed)
+    returned = min(price, refunded + row.amount_disputed)
     target = credits * returned // price
-    delta: int = target - row["credits_reversed"]
+    delta = target - row.credits_reversed
     if delta == 0:
         return 0
     await repository.set_credits_reversed(conn, purchase_id, target)
     metadata = {
-        "purchaseId": str(purchase_id), "paymentIntentId": row["stripe_payment_intent_id"],
-        "stripeEventId": event_id, "amountRefunded": row["amount_refunded"],
-        "amountDisputed": row["amount_disputed"], "amountRefundFailed": row["refund_failed"],
+        "purchaseId": str(purchase_id), "paymentIntentId": row.stripe_payment_intent_id,
+        "stripeEventId": event_id, "amountRefunded": row.amount_refunded,
+        "amountDisputed": row.amount_disputed, "amountRefundFailed": row.refund_failed,
     }  # fmt: skip
     if delta > 0:
         await ledger.take_back(
-            conn, row["user_id"], delta, app_id=APP_ID, metadata=metadata,
+            conn, row.user_id, delta, app_id=APP_ID, metadata=metadata,
             description=f"Stripe refund/dispute: {delta} of {credits} purchased credits taken back",
         )  # fmt: skip
     else:
         await ledger.credit(
-            conn, row["user_id"], -delta, type=TxType.REVERSAL, app_id=APP_ID, metadata=metadata,
+            conn, row.user_id, -delta, type=TxType.REVERSAL, app_id=APP_ID, metadata=metadata,
             description=f"Stripe dispute or refund undone: {-delta} purchased credits restored",
         )  # fmt: skip
     log.info("purchase %s: %s credits reversed (event %s)", purchase_id, delta, event_id)

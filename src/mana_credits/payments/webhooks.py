@@ -14,13 +14,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
-import asyncpg
 import msgspec
 
 from mana_credits.db.pool import Conn
 from mana_credits.kit.errors import ValidationFailed
 from mana_credits.payments import repository, service
 from mana_credits.payments.errors import InvalidSignature
+from mana_credits.payments.models import Purchase
 
 log = logging.getLogger("mana_credits.payments.webhooks")
 
@@ -122,7 +122,7 @@ def _uuid(value: str | None) -> UUID | None:
 async def _purchase(
     conn: Conn, event: Event, metadata: dict[str, str], *, payment_intent: str | None = None,
     checkout_session: str | None = None, reference: str | None = None,
-) -> asyncpg.Record | None:  # fmt: skip
+) -> Purchase | None:  # fmt: skip
     purchase = await repository.find_purchase(
         conn, payment_intent_id=payment_intent, checkout_session_id=checkout_session,
         purchase_id=_uuid(metadata.get("purchaseId") or reference),
@@ -131,12 +131,12 @@ async def _purchase(
         log.info("%s %s: no purchase of ours", event.type, event.id)
         return None
     user_id = metadata.get("userId")
-    if user_id is not None and user_id != purchase["user_id"]:
+    if user_id is not None and user_id != purchase.user_id:
         log.error("%s %s: metadata user %s is not the purchase's user", event.type, event.id, user_id)
         return None
-    known = purchase["stripe_payment_intent_id"]
+    known = purchase.stripe_payment_intent_id
     if payment_intent and known and known != payment_intent:
-        log.error("%s %s: purchase %s belongs to %s", event.type, event.id, purchase["id"], known)
+        log.error("%s %s: purchase %s belongs to %s", event.type, event.id, purchase.id, known)
         return None
     return purchase
 
@@ -175,7 +175,7 @@ async def _checkout_session(conn: Conn, event: Event, succeeded: bool) -> None:
         )  # fmt: skip
 
 
-async def _match(conn: Conn, event: Event, payment_intent: str) -> asyncpg.Record | None:
+async def _match(conn: Conn, event: Event, payment_intent: str) -> Purchase | None:
     await repository.lock_payment_intent(conn, payment_intent)
     purchase = await _purchase(conn, event, {}, payment_intent=payment_intent)
     if purchase is None:
@@ -193,7 +193,7 @@ async def _charge_refunded(conn: Conn, event: Event) -> None:
     if purchase is None:
         await repository.remember_unmatched_return(conn, charge.payment_intent, charge.amount_refunded)
         return
-    await service.take_back_returned(conn, purchase["id"], refunded=charge.amount_refunded, event_id=event.id)
+    await service.take_back_returned(conn, purchase.id, refunded=charge.amount_refunded, event_id=event.id)
 
 
 async def _return_changed(conn: Conn, event: Event, kind: str) -> None:
@@ -208,7 +208,7 @@ async def _return_changed(conn: Conn, event: Event, kind: str) -> None:
         status=item.status,
     )  # fmt: skip
     if purchase is not None:
-        await service.take_back_returned(conn, purchase["id"], event_id=event.id)
+        await service.take_back_returned(conn, purchase.id, event_id=event.id)
 
 
 def _dispute(conn: Conn, event: Event) -> Awaitable[None]:
