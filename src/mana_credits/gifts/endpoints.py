@@ -85,8 +85,7 @@ async def my_created(ctx: AppContext, user: AuthUser) -> list[Gift]:
 @get("/me/received")
 async def my_received(ctx: AppContext, user: AuthUser) -> list[Redemption]:
     async with ctx.pool.acquire() as conn:
-        rows = await repository.list_received(conn, user.id)
-    return [Redemption.from_row(row) for row in rows]
+        return await repository.list_received(conn, user.id)
 
 
 @post("/{code:str}/redeem", status_code=200)

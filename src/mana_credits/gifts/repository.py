@@ -7,9 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-import asyncpg
-
 from mana_credits.db.pool import Conn
+from mana_credits.gifts.schemas import GiftRow, Redemption
 
 # A gift with no expiry (legacy rows) never expires.
 _NOT_EXPIRED = "(expires_at IS NULL OR expires_at > $2)"
@@ -34,9 +33,9 @@ async def insert_gift(
     message: str | None,
     expires_at: datetime,
     transaction_id: UUID,
-) -> asyncpg.Record | None:
+) -> GiftRow | None:
     """The new gift, or None when the code is taken (the caller draws another)."""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         """
         INSERT INTO gifts.gift_codes
           (id, code, short_url, creator_id, creator_name, total_credits, type, target_email, message,
@@ -48,22 +47,25 @@ async def insert_gift(
         gift_id, code, short_url, creator_id, creator_name, total_credits, type, target_email, message,
         expires_at, transaction_id,
     )  # fmt: skip
+    return GiftRow.from_row(row) if row else None
 
 
-async def get_by_code(conn: Conn, code: str) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM gifts.gift_codes WHERE code = $1", code)
+async def get_by_code(conn: Conn, code: str) -> GiftRow | None:
+    row = await conn.fetchrow("SELECT * FROM gifts.gift_codes WHERE code = $1", code)
+    return GiftRow.from_row(row) if row else None
 
 
-async def get_by_id(conn: Conn, gift_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM gifts.gift_codes WHERE id = $1", gift_id)
+async def get_by_id(conn: Conn, gift_id: UUID) -> GiftRow | None:
+    row = await conn.fetchrow("SELECT * FROM gifts.gift_codes WHERE id = $1", gift_id)
+    return GiftRow.from_row(row) if row else None
 
 
 async def claim_for_redeem(
     conn: Conn, code: str, now: datetime, user_id: str, email: str | None
-) -> asyncpg.Record | None:
+) -> GiftRow | None:
     """Take the gift for this user if it is active, unexpired, not theirs and (if personalized) theirs;
     `email` is the user's verified address, folded (codes.fold_email)."""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         f"""
         UPDATE gifts.gift_codes
         SET status = 'depleted', redeemed = 1, updated_at = now()
@@ -76,13 +78,14 @@ async def claim_for_redeem(
         user_id,
         email,
     )
+    return GiftRow.from_row(row) if row else None
 
 
-async def claim_pending(conn: Conn, email: str, now: datetime, user_id: str) -> list[asyncpg.Record]:
+async def claim_pending(conn: Conn, email: str, now: datetime, user_id: str) -> list[GiftRow]:
     """Take every redeemable personalized gift for this (folded) email. Rows are locked in id order; a
     concurrent call waits on them, then re-checks `status = 'active'` and skips what this one took.
     """
-    return await conn.fetch(
+    rows = await conn.fetch(
         f"""
         WITH mine AS (
           SELECT id FROM gifts.gift_codes
@@ -100,11 +103,12 @@ async def claim_pending(conn: Conn, email: str, now: datetime, user_id: str) -> 
         now,
         user_id,
     )
+    return [GiftRow.from_row(row) for row in rows]
 
 
-async def claim_cancel(conn: Conn, gift_id: UUID, creator_id: str, now: datetime) -> asyncpg.Record | None:
+async def claim_cancel(conn: Conn, gift_id: UUID, creator_id: str, now: datetime) -> GiftRow | None:
     """An expired gift is not cancellable, even before the sweep marks it: the sweep refunds it."""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         """
         UPDATE gifts.gift_codes SET status = 'cancelled', updated_at = now()
         WHERE id = $1 AND creator_id = $2 AND status = 'active' AND (expires_at IS NULL OR expires_at > $3)
@@ -114,11 +118,12 @@ async def claim_cancel(conn: Conn, gift_id: UUID, creator_id: str, now: datetime
         creator_id,
         now,
     )
+    return GiftRow.from_row(row) if row else None
 
 
-async def lock_expired(conn: Conn, now: datetime, limit: int) -> list[asyncpg.Record]:
+async def lock_expired(conn: Conn, now: datetime, limit: int) -> list[GiftRow]:
     """Lock up to `limit` expired active gifts, oldest first; rows another sweep holds are skipped."""
-    return await conn.fetch(
+    rows = await conn.fetch(
         """
         SELECT * FROM gifts.gift_codes
         WHERE status = 'active' AND expires_at <= $1
@@ -129,6 +134,7 @@ async def lock_expired(conn: Conn, now: datetime, limit: int) -> list[asyncpg.Re
         now,
         limit,
     )
+    return [GiftRow.from_row(row) for row in rows]
 
 
 async def mark_expired(conn: Conn, gift_id: UUID) -> None:
@@ -178,14 +184,15 @@ async def has_redeemed(conn: Conn, gift_id: UUID, user_id: str) -> bool:
     )
 
 
-async def list_created(conn: Conn, creator_id: str) -> list[asyncpg.Record]:
-    return await conn.fetch(
+async def list_created(conn: Conn, creator_id: str) -> list[GiftRow]:
+    rows = await conn.fetch(
         "SELECT * FROM gifts.gift_codes WHERE creator_id = $1 ORDER BY created_at DESC, id DESC", creator_id
     )
+    return [GiftRow.from_row(row) for row in rows]
 
 
-async def list_received(conn: Conn, user_id: str) -> list[asyncpg.Record]:
-    return await conn.fetch(
+async def list_received(conn: Conn, user_id: str) -> list[Redemption]:
+    rows = await conn.fetch(
         """
         SELECT r.id, r.gift_code_id, g.code, r.credits_received, g.creator_name, g.message, r.status,
                r.source_app_id, r.credit_transaction_id, r.created_at
@@ -195,6 +202,7 @@ async def list_received(conn: Conn, user_id: str) -> list[asyncpg.Record]:
         """,
         user_id,
     )
+    return [Redemption.from_row(row) for row in rows]
 
 
 # Guess and write attempts (gifts.guess_attempts), counted by `ratelimit`.

@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
-from mana_credits.kit.records import from_record
+from mana_credits.kit.records import from_record, from_struct
 from mana_credits.kit.validation import UserId
 
 Credits = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
@@ -67,10 +67,35 @@ def display_name(stored: str | None) -> str | None:
     return name or None
 
 
-def effective_status(row: asyncpg.Record, now: datetime) -> GiftStatus:
+class GiftRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A gift as stored (gifts.gift_codes); `Gift` and `PublicGift` are what the API shows of it."""
+
+    id: UUID
+    code: str
+    short_url: str | None
+    creator_id: str
+    # As given at creation; the old service stored the creator's email address here (see display_name).
+    creator_name: str | None
+    total_credits: int
+    redeemed: int
+    type: str
+    status: str
+    target_email: str | None
+    message: str | None
+    expires_at: datetime | None
+    reservation_transaction_id: UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> GiftRow:
+        return from_record(cls, row)
+
+
+def effective_status(gift: GiftRow, now: datetime) -> GiftStatus:
     """An active gift past its expiry is expired even before the sweep has refunded it."""
-    status = GiftStatus(row["status"])
-    expires_at: datetime | None = row["expires_at"]
+    status = GiftStatus(gift.status)
+    expires_at = gift.expires_at
     if status is GiftStatus.ACTIVE and expires_at is not None and expires_at <= now:
         return GiftStatus.EXPIRED
     return status
@@ -95,13 +120,13 @@ class Gift(msgspec.Struct, rename="camel", kw_only=True):
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record, *, base_url: str, now: datetime) -> Gift:
-        return from_record(
+    def from_row(cls, gift: GiftRow, *, base_url: str, now: datetime) -> Gift:
+        return from_struct(
             cls,
-            row,
-            short_url=row["short_url"] or short_url(base_url, row["code"]),
-            status=effective_status(row, now).value,
-            creator_name=display_name(row["creator_name"]),
+            gift,
+            short_url=gift.short_url or short_url(base_url, gift.code),
+            status=effective_status(gift, now).value,
+            creator_name=display_name(gift.creator_name),
         )
 
 
@@ -118,13 +143,13 @@ class PublicGift(msgspec.Struct, rename="camel", kw_only=True):
     expires_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record, *, now: datetime) -> PublicGift:
-        return from_record(
+    def from_row(cls, gift: GiftRow, *, now: datetime) -> PublicGift:
+        return from_struct(
             cls,
-            row,
-            status=effective_status(row, now).value,
-            redeemed=row["redeemed"] > 0,
-            creator_name=display_name(row["creator_name"]),
+            gift,
+            status=effective_status(gift, now).value,
+            redeemed=gift.redeemed > 0,
+            creator_name=display_name(gift.creator_name),
         )
 
 

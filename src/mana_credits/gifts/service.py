@@ -28,6 +28,7 @@ from mana_credits.gifts.schemas import (
     CancelResult,
     CreateGift,
     Gift,
+    GiftRow,
     GiftStatus,
     GiftType,
     PendingResult,
@@ -103,10 +104,10 @@ async def create(
     raise RuntimeError(f"no free gift code after {CODE_ATTEMPTS} draws")
 
 
-def _refusal(gift: asyncpg.Record, user: AuthUser, now: datetime, redeemed_by_user: bool) -> Refused:
+def _refusal(gift: GiftRow, user: AuthUser, now: datetime, redeemed_by_user: bool) -> Refused:
     """Why a claim found nothing: the first reason that applies, most specific to the caller first."""
-    gift_id: UUID = gift["id"]
-    if gift["creator_id"] == user.id:
+    gift_id = gift.id
+    if gift.creator_id == user.id:
         return Refused(GiftOwn(), gift_id, "failed_wrong_user")
     status = effective_status(gift, now)
     if status is GiftStatus.DEPLETED and redeemed_by_user:
@@ -114,9 +115,9 @@ def _refusal(gift: asyncpg.Record, user: AuthUser, now: datetime, redeemed_by_us
         return Refused(error, gift_id, "failed_already_claimed")
     # An adopted personalized gift may have no target: it is nobody's.
     mine = codes.fold_email(user.email) is not None and codes.fold_email(user.email) == codes.fold_email(
-        gift["target_email"]
+        gift.target_email
     )
-    if gift["type"] == GiftType.PERSONALIZED and not mine:
+    if gift.type == GiftType.PERSONALIZED and not mine:
         return Refused(GiftWrongRecipient(), gift_id, "failed_wrong_user")
     if status is GiftStatus.EXPIRED:
         return Refused(GiftExpired(), gift_id, "failed_expired")
@@ -137,31 +138,31 @@ async def redeem(
         current = await repository.get_by_code(conn, code) if code else None
         if current is None:
             raise GiftNotFound()
-        redeemed_by_user = await repository.has_redeemed(conn, current["id"], user.id)
+        redeemed_by_user = await repository.has_redeemed(conn, current.id, user.id)
         raise _refusal(current, user, now, redeemed_by_user)
     await _land(conn, gift, user.id, source_app_id, client_ip, idempotency_key)
     return RedeemResult(
         success=True,
-        credits_received=gift["total_credits"],
-        message=gift["message"],
-        creator_name=display_name(gift["creator_name"]),
+        credits_received=gift.total_credits,
+        message=gift.message,
+        creator_name=display_name(gift.creator_name),
     )
 
 
 async def _land(
-    conn: Conn, gift: asyncpg.Record, user_id: str, source_app_id: str | None, client_ip: str | None,
+    conn: Conn, gift: GiftRow, user_id: str, source_app_id: str | None, client_ip: str | None,
     idempotency_key: str | None,
 ) -> None:  # fmt: skip
     """Credit a claimed gift to its redeemer and record the redemption."""
-    sender = display_name(gift["creator_name"]) or "a friend"
+    sender = display_name(gift.creator_name) or "a friend"
     entry = await ledger.credit(
-        conn, user_id, gift["total_credits"], type=TxType.GIFT, app_id=APP_ID,
+        conn, user_id, gift.total_credits, type=TxType.GIFT, app_id=APP_ID,
         description=f"Gift from {sender}",
-        metadata={"giftCodeId": str(gift["id"]), "code": gift["code"], "sourceAppId": source_app_id},
+        metadata={"giftCodeId": str(gift.id), "code": gift.code, "sourceAppId": source_app_id},
         idempotency_key=idempotency_key,
     )  # fmt: skip
     await repository.insert_redemption(
-        conn, gift_id=gift["id"], user_id=user_id, status="success", credits=gift["total_credits"],
+        conn, gift_id=gift.id, user_id=user_id, status="success", credits=gift.total_credits,
         transaction_id=entry.transaction.id, source_app_id=source_app_id, client_ip=client_ip,
     )  # fmt: skip
 
@@ -187,7 +188,7 @@ async def redeem_pending(
     gifts = await repository.claim_pending(conn, address, now, user_id) if address else []
     for gift in gifts:
         await _land(conn, gift, user_id, source_app_id, None, None)
-    return PendingResult(redeemed=len(gifts), total_credits=sum(gift["total_credits"] for gift in gifts))
+    return PendingResult(redeemed=len(gifts), total_credits=sum(gift.total_credits for gift in gifts))
 
 
 _NOT_CANCELLABLE = {
@@ -204,22 +205,20 @@ async def cancel(conn: Conn, *, gift_id: UUID, user: AuthUser, now: datetime) ->
     if gift is None:
         current = await repository.get_by_id(conn, gift_id)
         # Someone else's gift is "not found": ids of other users' gifts are not confirmed.
-        if current is None or current["creator_id"] != user.id:
+        if current is None or current.creator_id != user.id:
             raise GiftNotFound()
         status = effective_status(current, now)
         raise GiftNotCancellable(_NOT_CANCELLABLE.get(status), details={"status": status.value})
     # A refund, as in the old service: a create/cancel cycle moves neither total.
     await ledger.credit(
-        conn, user.id, gift["total_credits"], type=TxType.REFUND, app_id=APP_ID,
+        conn, user.id, gift.total_credits, type=TxType.REFUND, app_id=APP_ID,
         description="Gift cancelled: credits returned",
-        metadata={"giftCodeId": str(gift["id"]), "code": gift["code"]},
+        metadata={"giftCodeId": str(gift.id), "code": gift.code},
     )  # fmt: skip
-    return CancelResult(success=True, refunded_credits=gift["total_credits"])
+    return CancelResult(success=True, refunded_credits=gift.total_credits)
 
 
-async def expire_batch(
-    conn: Conn, now: datetime, limit: int = SWEEP_BATCH
-) -> tuple[int, list[asyncpg.Record]]:
+async def expire_batch(conn: Conn, now: datetime, limit: int = SWEEP_BATCH) -> tuple[int, list[GiftRow]]:
     """Lock up to `limit` expired active gifts and refund each creator (ledger `expiry`), each gift in its
     own savepoint: a gift whose refund fails (a damaged account) stays active for a later sweep instead of
     failing everybody's. A concurrent sweep skips the rows this one holds, so each gift is refunded once.
@@ -228,17 +227,17 @@ async def expire_batch(
     due = await repository.lock_expired(conn, now, limit)
     expired = []
     # Balances are locked in one global order (creator id), so concurrent sweeps cannot deadlock.
-    for gift in sorted(due, key=lambda gift: (gift["creator_id"], gift["id"])):
+    for gift in sorted(due, key=lambda gift: (gift.creator_id, gift.id)):
         try:
             async with conn.transaction():
-                await repository.mark_expired(conn, gift["id"])
+                await repository.mark_expired(conn, gift.id)
                 await ledger.credit(
-                    conn, gift["creator_id"], gift["total_credits"], type=TxType.EXPIRY, app_id=APP_ID,
+                    conn, gift.creator_id, gift.total_credits, type=TxType.EXPIRY, app_id=APP_ID,
                     description="Gift expired: credits returned",
-                    metadata={"giftCodeId": str(gift["id"]), "code": gift["code"]},
+                    metadata={"giftCodeId": str(gift.id), "code": gift.code},
                 )  # fmt: skip
         except asyncpg.PostgresError:
-            log.exception("could not refund expired gift %s; leaving it for a later sweep", gift["id"])
+            log.exception("could not refund expired gift %s; leaving it for a later sweep", gift.id)
             continue
         expired.append(gift)
     return len(due), expired

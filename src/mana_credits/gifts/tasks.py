@@ -34,7 +34,7 @@ async def sweep(
         async with pool.acquire() as conn, conn.transaction():
             claimed, gifts = await service.expire_batch(conn, now, batch)
         expired += len(gifts)
-        refunded += sum(gift["total_credits"] for gift in gifts)
+        refunded += sum(gift.total_credits for gift in gifts)
         if on_batch is not None:
             on_batch(len(gifts))
         # A full batch of gifts that all failed would come back forever: leave them for the next run.
