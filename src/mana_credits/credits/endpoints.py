@@ -161,7 +161,7 @@ async def internal_refund(
             usage = await repository.lock_usage(conn, original, data.user_id)
             if usage is None:
                 raise NotFound("Usage transaction not found for this user")
-            refundable = -usage["amount"] - await repository.refunded_so_far(conn, original, data.user_id)
+            refundable = -usage - await repository.refunded_so_far(conn, original, data.user_id)
             if data.amount > refundable:
                 raise Conflict(
                     "Refund exceeds what is left of the original usage",

@@ -17,7 +17,6 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -94,21 +93,21 @@ async def commit(
     if row is None:
         raise await _why_not(conn, reservation_id, owner, amount)
     if amount == 0:
-        await ledger.release_hold(conn, row["user_id"], row["amount"])
+        await ledger.release_hold(conn, row.user_id, row.amount)
         return Committed(transaction_id=None)
-    app_id = row["app_id"] or legacy_app_id(row["reason"])
-    metadata = {"reservationId": str(reservation_id), "reason": row["reason"]}
+    app_id = row.app_id or legacy_app_id(row.reason)
+    metadata = {"reservationId": str(reservation_id), "reason": row.reason}
     if late:
         # The hold is gone: a plain debit, which raises InsufficientCredits (402) and rolls the claim back.
         entry = await ledger.debit(
-            conn, row["user_id"], row["committed_amount"], type=ledger.TxType.USAGE, app_id=app_id,
-            description=description or row["reason"], metadata={**metadata, "lateCommit": True},
+            conn, row.user_id, row.committed_amount, type=ledger.TxType.USAGE, app_id=app_id,
+            description=description or row.reason, metadata={**metadata, "lateCommit": True},
             idempotency_key=idempotency_key, record_usage=True,
         )  # fmt: skip
     else:
         entry = await ledger.settle_hold(
-            conn, row["user_id"], row["amount"], row["committed_amount"], app_id=app_id,
-            description=description or row["reason"], metadata=metadata, idempotency_key=idempotency_key,
+            conn, row.user_id, row.amount, row.committed_amount, app_id=app_id,
+            description=description or row.reason, metadata=metadata, idempotency_key=idempotency_key,
         )  # fmt: skip
     await repository.link_transaction(conn, reservation_id, entry.transaction.id)
     return Committed(transaction_id=entry.transaction.id)
@@ -119,7 +118,7 @@ async def release(conn: Conn, reservation_id: UUID, *, owner: str | None, now: d
     row = await repository.claim_for_release(conn, reservation_id, now, owner)
     if row is None:
         raise await _why_not(conn, reservation_id, owner, None)
-    balance = await ledger.release_hold(conn, row["user_id"], row["amount"])
+    balance = await ledger.release_hold(conn, row.user_id, row.amount)
     return balance.balance
 
 
@@ -131,12 +130,12 @@ def legacy_app_id(reason: str) -> str:
 async def _why_not(conn: Conn, reservation_id: UUID, owner: str | None, amount: int | None) -> CreditsError:
     """Explain a failed claim (read after the fact; the claim itself decided)."""
     row = await repository.reservation(conn, reservation_id)
-    if row is None or (owner is not None and row["app_id"] != owner):
+    if row is None or (owner is not None and row.app_id != owner):
         return NotFound("Reservation not found")
-    late_commit_possible = row["released_by_expiry"] and row["transaction_id"] is None and amount != 0
-    if row["status"] != "reserved" and not late_commit_possible:
-        return ReservationResolved(details={"status": row["status"]})
-    return AmountExceedsReservation(details={"reserved": row["amount"], "requested": amount})
+    late_commit_possible = row.released_by_expiry and row.transaction_id is None and amount != 0
+    if row.status != "reserved" and not late_commit_possible:
+        return ReservationResolved(details={"status": row.status})
+    return AmountExceedsReservation(details={"reserved": row.amount, "requested": amount})
 
 
 async def sweep_expired(pool: asyncpg.Pool, now: datetime, batch: int = SWEEP_BATCH) -> int:
@@ -146,9 +145,9 @@ async def sweep_expired(pool: asyncpg.Pool, now: datetime, batch: int = SWEEP_BA
         this_round = 0
         async with pool.acquire() as conn, conn.transaction():
             rows = await repository.claim_expired(conn, now, batch)
-            per_user: defaultdict[str, list[Any]] = defaultdict(list)
+            per_user: defaultdict[str, list[repository.ReleasedHold]] = defaultdict(list)
             for row in rows:
-                per_user[row["user_id"]].append(row)
+                per_user[row.user_id].append(row)
             # Sorted so two sweepers lock balance rows in the same order.
             for user_id in sorted(per_user):
                 if await _release_claimed(conn, user_id, per_user[user_id]):
@@ -159,14 +158,14 @@ async def sweep_expired(pool: asyncpg.Pool, now: datetime, batch: int = SWEEP_BA
             return released
 
 
-async def _release_claimed(conn: Conn, user_id: str, claimed: list[Any]) -> bool:
+async def _release_claimed(conn: Conn, user_id: str, claimed: list[repository.ReleasedHold]) -> bool:
     """Release one user's claimed holds in a savepoint: a user whose release fails (a damaged balance
     row) is logged and left reserved for the next sweep, and does not hold back everybody else's."""
     try:
         async with conn.transaction():
-            await ledger.release_hold(conn, user_id, sum(row["amount"] for row in claimed))
+            await ledger.release_hold(conn, user_id, sum(row.amount for row in claimed))
         return True
     except asyncpg.PostgresError:
         log.exception("could not release expired holds of %s; leaving them reserved", user_id)
-        await repository.put_back_reserved(conn, [row["id"] for row in claimed])
+        await repository.put_back_reserved(conn, [row.id for row in claimed])
         return False

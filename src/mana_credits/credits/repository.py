@@ -5,10 +5,40 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-import asyncpg
+import msgspec
 
+from mana_credits.credits.schemas import UsageDay
 from mana_credits.db.pool import Conn
+from mana_credits.kit.records import from_record
 from mana_credits.ledger.models import Transaction
+
+
+class ClaimedHold(msgspec.Struct, frozen=True, kw_only=True):
+    """A hold claimed for commit: what it reserved and what is charged of it."""
+
+    user_id: str
+    amount: int
+    reason: str
+    app_id: str | None  # None on holds the old service wrote
+    committed_amount: int
+
+
+class ReleasedHold(msgspec.Struct, frozen=True, kw_only=True):
+    """A hold claimed for release: its amount goes back to the balance."""
+
+    id: UUID
+    user_id: str
+    amount: int
+
+
+class HoldState(msgspec.Struct, frozen=True, kw_only=True):
+    """What explains a failed claim."""
+
+    status: str
+    amount: int
+    app_id: str | None
+    released_by_expiry: bool
+    transaction_id: UUID | None
 
 
 async def list_transactions(
@@ -42,14 +72,15 @@ async def list_transactions(
     return [Transaction.from_row(row) for row in rows]
 
 
-async def lock_usage(conn: Conn, transaction_id: UUID, user_id: str) -> asyncpg.Record | None:
-    """Lock a usage row so concurrent refunds of it are serialized."""
-    return await conn.fetchrow(
-        "SELECT id, amount FROM credits.transactions "
+async def lock_usage(conn: Conn, transaction_id: UUID, user_id: str) -> int | None:
+    """Lock a usage row so concurrent refunds of it are serialized; its (negative) amount."""
+    amount: int | None = await conn.fetchval(
+        "SELECT amount FROM credits.transactions "
         "WHERE id = $1 AND user_id = $2 AND type = 'usage' AND status = 'completed' FOR UPDATE",
         transaction_id,
         user_id,
     )
+    return amount
 
 
 async def refunded_so_far(conn: Conn, transaction_id: UUID, user_id: str) -> int:
@@ -62,9 +93,9 @@ async def refunded_so_far(conn: Conn, transaction_id: UUID, user_id: str) -> int
     return int(total)
 
 
-async def usage_per_day(conn: Conn, user_id: str, *, since: datetime, tz: str) -> list[asyncpg.Record]:
+async def usage_per_day(conn: Conn, user_id: str, *, since: datetime, tz: str) -> list[UsageDay]:
     """Credits used per local day (in `tz`) and app since `since`: the rows of `usage_stats`."""
-    return await conn.fetch(
+    rows = await conn.fetch(
         """
         SELECT (date AT TIME ZONE $3)::date AS day, app_id, sum(credits_used)::bigint AS credits
         FROM credits.usage_stats
@@ -76,6 +107,7 @@ async def usage_per_day(conn: Conn, user_id: str, *, since: datetime, tz: str) -
         since,
         tz,
     )
+    return [UsageDay(date=row["day"], app_id=row["app_id"], credits=row["credits"]) for row in rows]
 
 
 # Reservations (holds): every state change claims the row with a conditional UPDATE … RETURNING.
@@ -114,26 +146,29 @@ _CLAIM_RELEASE = """
 UPDATE credits.reservations
 SET status = 'refunded', resolved_at = $2, committed_amount = 0
 WHERE id = $1 AND status = 'reserved' AND ($3::text IS NULL OR app_id = $3)
-RETURNING user_id, amount
+RETURNING id, user_id, amount
 """
 
 
 async def claim_for_commit(
     conn: Conn, reservation_id: UUID, status: str, now: datetime, amount: int | None, owner: str | None
-) -> asyncpg.Record | None:
-    return await conn.fetchrow(_CLAIM_COMMIT, reservation_id, status, now, amount, owner)
+) -> ClaimedHold | None:
+    row = await conn.fetchrow(_CLAIM_COMMIT, reservation_id, status, now, amount, owner)
+    return from_record(ClaimedHold, row) if row else None
 
 
 async def claim_for_late_commit(
     conn: Conn, reservation_id: UUID, now: datetime, amount: int | None, owner: str | None
-) -> asyncpg.Record | None:
-    return await conn.fetchrow(_CLAIM_LATE_COMMIT, reservation_id, now, amount, owner)
+) -> ClaimedHold | None:
+    row = await conn.fetchrow(_CLAIM_LATE_COMMIT, reservation_id, now, amount, owner)
+    return from_record(ClaimedHold, row) if row else None
 
 
 async def claim_for_release(
     conn: Conn, reservation_id: UUID, now: datetime, owner: str | None
-) -> asyncpg.Record | None:
-    return await conn.fetchrow(_CLAIM_RELEASE, reservation_id, now, owner)
+) -> ReleasedHold | None:
+    row = await conn.fetchrow(_CLAIM_RELEASE, reservation_id, now, owner)
+    return from_record(ReleasedHold, row) if row else None
 
 
 async def link_transaction(conn: Conn, reservation_id: UUID, transaction_id: UUID) -> None:
@@ -142,12 +177,13 @@ async def link_transaction(conn: Conn, reservation_id: UUID, transaction_id: UUI
     )
 
 
-async def reservation(conn: Conn, reservation_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(
+async def reservation(conn: Conn, reservation_id: UUID) -> HoldState | None:
+    row = await conn.fetchrow(
         "SELECT status, amount, app_id, released_by_expiry, transaction_id FROM credits.reservations "
         "WHERE id = $1",
         reservation_id,
     )
+    return from_record(HoldState, row) if row else None
 
 
 async def put_back_reserved(conn: Conn, reservation_ids: list[UUID]) -> None:
@@ -159,9 +195,9 @@ async def put_back_reserved(conn: Conn, reservation_ids: list[UUID]) -> None:
     )
 
 
-async def claim_expired(conn: Conn, now: datetime, batch: int) -> list[asyncpg.Record]:
+async def claim_expired(conn: Conn, now: datetime, batch: int) -> list[ReleasedHold]:
     """Claim up to `batch` expired holds as released by expiry (skipping rows another sweeper holds)."""
-    return await conn.fetch(
+    rows = await conn.fetch(
         """
         WITH due AS (
           SELECT id FROM credits.reservations
@@ -178,3 +214,4 @@ async def claim_expired(conn: Conn, now: datetime, batch: int) -> list[asyncpg.R
         now,
         batch,
     )
+    return [from_record(ReleasedHold, row) for row in rows]

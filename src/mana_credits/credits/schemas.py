@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 import msgspec
@@ -46,3 +47,11 @@ class InternalGrant(msgspec.Struct, rename="camel", kw_only=True):
 
 class InternalInit(msgspec.Struct, rename="camel", kw_only=True):
     user_id: UserId
+
+
+class UsageDay(msgspec.Struct, rename="camel", kw_only=True):
+    """Credits one app used on one day (GET /usage)."""
+
+    date: date
+    app_id: str
+    credits: int

@@ -16,14 +16,9 @@ from mana_credits.auth.dependencies import USER
 from mana_credits.auth.models import AuthUser
 from mana_credits.context import AppContext
 from mana_credits.credits import repository
+from mana_credits.credits.schemas import UsageDay
 
 ZONE = "Europe/Berlin"
-
-
-class UsageDay(msgspec.Struct, rename="camel", kw_only=True):
-    date: date
-    app_id: str
-    credits: int
 
 
 class Usage(msgspec.Struct, rename="camel", kw_only=True):
@@ -44,8 +39,7 @@ async def my_usage(ctx: AppContext, user: AuthUser, days: int = Parameter(defaul
     start = end - timedelta(days=days - 1)
     since = datetime.combine(start, time(), tzinfo=zone)
     async with ctx.pool.acquire() as conn:
-        rows = await repository.usage_per_day(conn, user.id, since=since, tz=ZONE)
-    items = [UsageDay(date=row["day"], app_id=row["app_id"], credits=row["credits"]) for row in rows]
+        items = await repository.usage_per_day(conn, user.id, since=since, tz=ZONE)
     return Usage(
         days=days, timezone=ZONE, start=start, end=end, total=sum(i.credits for i in items), items=items
     )
