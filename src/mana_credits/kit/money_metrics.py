@@ -10,7 +10,6 @@ Defined with kit.metrics' classes, so an update costs no getpid.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 import asyncpg
 
@@ -70,8 +69,7 @@ async def sample(pool: asyncpg.Pool) -> None:
     POOL_SIZE.set(pool.get_size())
     POOL_IN_USE.set(pool.get_size() - pool.get_idle_size())
     async with pool.acquire() as conn:
-        row = await repository.money_gauges(conn)
-    HOLDS_OPEN.set(row["holds_open"])
-    OUTBOX_BACKLOG.set(row["backlog"])
-    oldest: datetime | None = row["oldest"]
-    OUTBOX_OLDEST.set(oldest.timestamp() if oldest else 0)
+        gauges = await repository.money_gauges(conn)
+    HOLDS_OPEN.set(gauges.holds_open)
+    OUTBOX_BACKLOG.set(gauges.backlog)
+    OUTBOX_OLDEST.set(gauges.oldest.timestamp() if gauges.oldest else 0)

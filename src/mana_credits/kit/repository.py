@@ -6,8 +6,10 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from mana_credits.db.pool import Conn, rows_changed
+from mana_credits.kit.records import from_record
 
 
 async def insert_key(conn: Conn, scope: str, key: str, request_hash: str) -> bool:
@@ -66,8 +68,13 @@ SELECT (SELECT count(*) FROM credits.reservations WHERE status = 'reserved') AS 
 """
 
 
-async def money_gauges(conn: Conn) -> asyncpg.Record:
-    """holds_open, backlog, oldest (undelivered outbox message) in one query."""
+class MoneyGauges(msgspec.Struct, frozen=True, kw_only=True):
+    holds_open: int
+    backlog: int  # undelivered outbox messages
+    oldest: datetime | None  # when the oldest of them was queued
+
+
+async def money_gauges(conn: Conn) -> MoneyGauges:
     row = await conn.fetchrow(_MONEY_GAUGES)
     assert row is not None  # aggregates without GROUP BY: always one row
-    return row
+    return from_record(MoneyGauges, row)
