@@ -9,6 +9,7 @@ from uuid import UUID
 
 from mana_credits.db.pool import Conn
 from mana_credits.gifts.schemas import GiftRow, Redemption
+from mana_credits.kit.records import from_record
 
 # A gift with no expiry (legacy rows) never expires.
 _NOT_EXPIRED = "(expires_at IS NULL OR expires_at > $2)"
@@ -47,17 +48,17 @@ async def insert_gift(
         gift_id, code, short_url, creator_id, creator_name, total_credits, type, target_email, message,
         expires_at, transaction_id,
     )  # fmt: skip
-    return GiftRow.from_row(row) if row else None
+    return from_record(GiftRow, row) if row else None
 
 
 async def get_by_code(conn: Conn, code: str) -> GiftRow | None:
     row = await conn.fetchrow("SELECT * FROM gifts.gift_codes WHERE code = $1", code)
-    return GiftRow.from_row(row) if row else None
+    return from_record(GiftRow, row) if row else None
 
 
 async def get_by_id(conn: Conn, gift_id: UUID) -> GiftRow | None:
     row = await conn.fetchrow("SELECT * FROM gifts.gift_codes WHERE id = $1", gift_id)
-    return GiftRow.from_row(row) if row else None
+    return from_record(GiftRow, row) if row else None
 
 
 async def claim_for_redeem(
@@ -78,7 +79,7 @@ async def claim_for_redeem(
         user_id,
         email,
     )
-    return GiftRow.from_row(row) if row else None
+    return from_record(GiftRow, row) if row else None
 
 
 async def claim_pending(conn: Conn, email: str, now: datetime, user_id: str) -> list[GiftRow]:
@@ -103,7 +104,7 @@ async def claim_pending(conn: Conn, email: str, now: datetime, user_id: str) -> 
         now,
         user_id,
     )
-    return [GiftRow.from_row(row) for row in rows]
+    return [from_record(GiftRow, row) for row in rows]
 
 
 async def claim_cancel(conn: Conn, gift_id: UUID, creator_id: str, now: datetime) -> GiftRow | None:
@@ -118,7 +119,7 @@ async def claim_cancel(conn: Conn, gift_id: UUID, creator_id: str, now: datetime
         creator_id,
         now,
     )
-    return GiftRow.from_row(row) if row else None
+    return from_record(GiftRow, row) if row else None
 
 
 async def lock_expired(conn: Conn, now: datetime, limit: int) -> list[GiftRow]:
@@ -134,7 +135,7 @@ async def lock_expired(conn: Conn, now: datetime, limit: int) -> list[GiftRow]:
         now,
         limit,
     )
-    return [GiftRow.from_row(row) for row in rows]
+    return [from_record(GiftRow, row) for row in rows]
 
 
 async def mark_expired(conn: Conn, gift_id: UUID) -> None:
@@ -188,7 +189,7 @@ async def list_created(conn: Conn, creator_id: str) -> list[GiftRow]:
     rows = await conn.fetch(
         "SELECT * FROM gifts.gift_codes WHERE creator_id = $1 ORDER BY created_at DESC, id DESC", creator_id
     )
-    return [GiftRow.from_row(row) for row in rows]
+    return [from_record(GiftRow, row) for row in rows]
 
 
 async def list_received(conn: Conn, user_id: str) -> list[Redemption]:

@@ -67,8 +67,9 @@ def display_name(stored: str | None) -> str | None:
     return name or None
 
 
-class GiftRow(msgspec.Struct, frozen=True, kw_only=True):
-    """A gift as stored (gifts.gift_codes); `Gift` and `PublicGift` are what the API shows of it."""
+class GiftRow(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
+    """A gift as stored (gifts.gift_codes); `Gift` and `PublicGift` are what the API shows of it (camelCase
+    is for `Gift`, which shows every column)."""
 
     id: UUID
     code: str
@@ -83,13 +84,10 @@ class GiftRow(msgspec.Struct, frozen=True, kw_only=True):
     target_email: str | None
     message: str | None
     expires_at: datetime | None
+    # The creator's debit in the ledger (the old service's name for it).
     reservation_transaction_id: UUID | None
     created_at: datetime
     updated_at: datetime
-
-    @classmethod
-    def from_row(cls, row: asyncpg.Record) -> GiftRow:
-        return from_record(cls, row)
 
 
 def effective_status(gift: GiftRow, now: datetime) -> GiftStatus:
@@ -101,23 +99,10 @@ def effective_status(gift: GiftRow, now: datetime) -> GiftStatus:
     return status
 
 
-class Gift(msgspec.Struct, rename="camel", kw_only=True):
-    id: UUID
-    code: str
+class Gift(GiftRow, frozen=True, kw_only=True):
+    """A gift as its creator sees it: always a short URL, a sender name safe to show, expiry applied."""
+
     short_url: str
-    creator_id: str
-    creator_name: str | None
-    total_credits: int
-    redeemed: int
-    type: str
-    status: str
-    target_email: str | None
-    message: str | None
-    expires_at: datetime | None
-    # The creator's debit in the ledger (the old service's name for it).
-    reservation_transaction_id: UUID | None
-    created_at: datetime
-    updated_at: datetime
 
     @classmethod
     def from_row(cls, gift: GiftRow, *, base_url: str, now: datetime) -> Gift:
