@@ -6,9 +6,11 @@ import asyncio
 import csv
 import hashlib
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -25,12 +27,14 @@ user_app = typer.Typer(no_args_is_help=True)
 SUPPORT_APP_ID = "support"
 
 
-def _table(title: str, rows: list[dict[str, Any]]) -> Table:
+def _table(title: str, rows: Sequence[msgspec.Struct]) -> Table:
     table = Table(title=title, title_justify="left")
-    for column in rows[0] if rows else ["(none)"]:
+    columns = rows[0].__struct_fields__ if rows else ()
+    for column in columns or ["(none)"]:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("" if value is None else str(value) for value in row.values()))
+        values = (getattr(row, column) for column in columns)
+        table.add_row(*("" if value is None else str(value) for value in values))
     return table
 
 
@@ -40,25 +44,25 @@ def show(user_id: str = typer.Argument(..., help="the user's id (JWT sub)")) -> 
     from mana_credits.support.repository import user_overview
 
     found = with_connection(lambda conn: user_overview(conn, user_id))
-    balance = found["balance"]
+    balance = found.balance
     if balance is None:
         console.print(f"[yellow]{user_id} has no balance row (never used credits)[/yellow]", soft_wrap=True)
     else:
         console.print(
-            f"[bold]{user_id}[/bold]  balance {balance['balance']}  reserved {balance['reserved']}  "
-            f"earned {balance['total_earned']}  spent {balance['total_spent']}",
+            f"[bold]{user_id}[/bold]  balance {balance.balance}  reserved {balance.reserved}  "
+            f"earned {balance.total_earned}  spent {balance.total_spent}",
             soft_wrap=True, highlight=False,
         )  # fmt: skip
-    sync = found["sync"]
+    sync = found.sync
     sync_line = "never activated"
     if sync is not None:
-        state = "gifted" if sync["is_gifted"] else "active" if sync["active"] else "inactive"
-        sync_line = f"{state}, {sync['billing_interval']}, next charge {sync['next_charge_at']}"
+        state = "gifted" if sync.is_gifted else "active" if sync.active else "inactive"
+        sync_line = f"{state}, {sync.interval}, next charge {sync.next_charge_at}"
     console.print(f"cloud sync: {sync_line}", soft_wrap=True, highlight=False)
-    console.print(_table("last ledger rows", found["transactions"]))
-    console.print(_table("open holds", found["holds"]))
-    console.print(_table("gifts created", found["gifts_created"]))
-    console.print(_table("gifts received", found["gifts_received"]))
+    console.print(_table("last ledger rows", found.transactions))
+    console.print(_table("open holds", found.holds))
+    console.print(_table("gifts created", found.gifts_created))
+    console.print(_table("gifts received", found.gifts_received))
 
 
 def grant(

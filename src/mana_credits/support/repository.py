@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
+from uuid import UUID
+
+import msgspec
 
 from mana_credits.db.pool import Conn
+from mana_credits.kit.records import from_record
+from mana_credits.ledger.models import BalanceRow
 from mana_credits.notifications.service import PARKED
+from mana_credits.sync_billing import repository as sync_repository
+from mana_credits.sync_billing.repository import Subscription
 
 EXPORT_COLUMNS = (
     "id", "created_at", "user_id", "type", "status", "amount", "balance_before", "balance_after",
@@ -16,7 +23,51 @@ EXPORT_COLUMNS = (
 _EXPORT_WHERE = "WHERE created_at >= $1 AND ($2::text IS NULL OR user_id = $2)"
 
 
-async def user_overview(conn: Conn, user_id: str, *, last: int = 10) -> dict[str, Any]:
+# What `user show` lists of one user; the fields in the order of the columns shown.
+
+
+class RecentTransaction(msgspec.Struct, frozen=True, kw_only=True):
+    created_at: datetime
+    type: str
+    amount: int
+    balance_after: int
+    app_id: str
+    description: str
+
+
+class OpenHold(msgspec.Struct, frozen=True, kw_only=True):
+    id: UUID
+    amount: int
+    app_id: str | None
+    reason: str
+    expires_at: datetime
+
+
+class CreatedGift(msgspec.Struct, frozen=True, kw_only=True):
+    code: str
+    total_credits: int
+    redeemed: int
+    status: str
+    expires_at: datetime | None
+
+
+class ReceivedGift(msgspec.Struct, frozen=True, kw_only=True):
+    code: str
+    credits_received: int
+    status: str
+    created_at: datetime
+
+
+class UserOverview(msgspec.Struct, frozen=True, kw_only=True):
+    balance: BalanceRow | None
+    transactions: list[RecentTransaction]
+    holds: list[OpenHold]
+    sync: Subscription | None
+    gifts_created: list[CreatedGift]
+    gifts_received: list[ReceivedGift]
+
+
+async def user_overview(conn: Conn, user_id: str, *, last: int = 10) -> UserOverview:
     """Everything support asks about first, in one snapshot."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         balance = await conn.fetchrow("SELECT * FROM credits.balances WHERE user_id = $1", user_id)
@@ -31,7 +82,7 @@ async def user_overview(conn: Conn, user_id: str, *, last: int = 10) -> dict[str
             "WHERE user_id = $1 AND status = 'reserved' ORDER BY expires_at",
             user_id,
         )
-        sync = await conn.fetchrow("SELECT * FROM credits.sync_subscriptions WHERE user_id = $1", user_id)
+        sync = await sync_repository.get(conn, user_id)
         created = await conn.fetch(
             "SELECT code, total_credits, redeemed, status, expires_at FROM gifts.gift_codes "
             "WHERE creator_id = $1 ORDER BY created_at DESC LIMIT $2",
@@ -45,14 +96,14 @@ async def user_overview(conn: Conn, user_id: str, *, last: int = 10) -> dict[str
             user_id,
             last,
         )
-    return {
-        "balance": dict(balance) if balance else None,
-        "transactions": [dict(row) for row in rows],
-        "holds": [dict(row) for row in holds],
-        "sync": dict(sync) if sync else None,
-        "gifts_created": [dict(row) for row in created],
-        "gifts_received": [dict(row) for row in received],
-    }
+    return UserOverview(
+        balance=BalanceRow.from_record(balance) if balance else None,
+        transactions=[from_record(RecentTransaction, row) for row in rows],
+        holds=[from_record(OpenHold, row) for row in holds],
+        sync=sync,
+        gifts_created=[from_record(CreatedGift, row) for row in created],
+        gifts_received=[from_record(ReceivedGift, row) for row in received],
+    )
 
 
 async def count_export(conn: Conn, since: datetime, user_id: str | None) -> int:
