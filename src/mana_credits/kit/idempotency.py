@@ -96,15 +96,15 @@ async def claim(conn: Conn, scope: str, key: str, request_hash: str) -> tuple[in
         return None
     row = await repository.stored_key(conn, scope, key)
     assert row is not None  # the conflicting row is committed: ON CONFLICT waited for it
-    if row["request_hash"] != request_hash:
+    if row.request_hash != request_hash:
         raise IdempotencyKeyReused()
-    return int(row["response_status"]), row["response_body"]
+    return row.response_status, row.response_body
 
 
 async def legacy_response(conn: Conn, user_id: str, key: str) -> tuple[int, Any] | None:
     """What the old service answered for this user's key, if it executed it before the cut-over."""
     row = await repository.stored_key(conn, f"legacy:{user_id}", key)
-    return None if row is None else (int(row["response_status"]), row["response_body"])
+    return None if row is None else (row.response_status, row.response_body)
 
 
 async def remember(conn: Conn, scope: str, key: str, status: int, body: Any) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import msgspec
 
 from mana_credits.db.pool import Conn, rows_changed
@@ -26,14 +25,21 @@ async def insert_key(conn: Conn, scope: str, key: str, request_hash: str) -> boo
     return bool(inserted)
 
 
-async def stored_key(conn: Conn, scope: str, key: str) -> asyncpg.Record | None:
-    """request_hash, response_status, response_body of a key."""
-    return await conn.fetchrow(
+class StoredKey(msgspec.Struct, frozen=True, kw_only=True):
+    request_hash: str
+    # Written in the transaction that inserted the key, so a committed key has them.
+    response_status: int
+    response_body: Any
+
+
+async def stored_key(conn: Conn, scope: str, key: str) -> StoredKey | None:
+    row = await conn.fetchrow(
         "SELECT request_hash, response_status, response_body FROM credits.idempotency_keys "
         "WHERE scope = $1 AND key = $2",
         scope,
         key,
     )
+    return from_record(StoredKey, row) if row else None
 
 
 async def store_response(conn: Conn, scope: str, key: str, status: int, body: Any) -> None:
