@@ -1,4 +1,4 @@
-"""Profile the served worker under one load scenario with py-spy (`pip install py-spy`; not in `make bench`).
+"""Profile the served worker under one load scenario with py-spy (a dev dependency; not in `make bench`).
 
     .venv/bin/python -m bench.profile debit|balance|health [--seconds 15] [--native]
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -40,7 +39,7 @@ def summarize(folded: Path, top: int) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    spy = str(Path(sys.executable).parent / "py-spy")
     data_dir = tempfile.mkdtemp(prefix="mana-credits-profile-")
     key = devkey.load_or_create(Path(data_dir) / "dev-jwt-key.pem")
     issuer = Settings().jwt_issuers[0]

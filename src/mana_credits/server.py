@@ -12,9 +12,9 @@ import sys
 from granian import Granian
 from granian.constants import Interfaces, Loops, RuntimeModes
 
-# Requests handled at once per worker: a few more than its database connections (DB_POOL_SIZE). The others
-# wait inside granian, which is cheaper than Python tasks queued on the pool, and the tail latency is lower.
-BACKPRESSURE = 16
+# Granian's backpressure bounds the connections a worker serves, not its requests: a keep-alive connection
+# holds its slot while idle, and callers beyond the bound wait unserved (16 starved 48 of 64 keep-alive
+# connections, and would starve a proxy's keep-alive pool). So it stays at granian's default (backlog).
 # SIGTERM ends within a bound whatever a worker is stuck on (a hung database, a long request): its own
 # shutdown gives up after app.SHUTDOWN_SECONDS, and a worker still alive after this is killed.
 WORKER_KILL_SECONDS = 20
@@ -31,7 +31,6 @@ def serve(host: str, port: int, workers: int) -> None:
         # A worker shares 2 cores with PostgreSQL: one single-threaded I/O runtime, no threads spinning idle.
         runtime_mode=RuntimeModes.st,
         runtime_threads=1,
-        backpressure=BACKPRESSURE,
         log_access=False,
         workers_kill_timeout=WORKER_KILL_SECONDS,
     ).serve()
