@@ -23,6 +23,7 @@ from mana_credits.credits.schemas import (
     UseCredits,
 )
 from mana_credits.kit import idempotency
+from mana_credits.kit.batching import Batcher
 from mana_credits.kit.errors import Conflict, NotFound
 from mana_credits.kit.pagination import decode_cursor, encode_cursor
 from mana_credits.kit.validation import UserIdParam, parse_uuid
@@ -30,6 +31,7 @@ from mana_credits.ledger.coalesce import Coalescer, UsageDebit
 from mana_credits.ledger.models import AccountSummary, Balance, BalanceRow, Entry, Transaction, TxType
 
 _COALESCER = "ledger.coalescer"
+_BALANCE_READS = "ledger.balance_reads"
 
 
 def use_response(entry: Entry) -> dict[str, Any]:
@@ -67,11 +69,25 @@ async def _use(ctx: AppContext, request: Request[Any, Any, Any], scope: str, use
 
 
 def _debits(ctx: AppContext) -> Coalescer:
-    """The process's coalescer of concurrent debits per account (ledger.coalesce)."""
+    """The process's group commit of keyless debits (ledger.coalesce)."""
     found = ctx.extras.get(_COALESCER)
     if found is None:
         found = ctx.extras[_COALESCER] = Coalescer(ctx.pool)
     assert isinstance(found, Coalescer)
+    return found
+
+
+def _balance_reads(ctx: AppContext) -> Batcher[str, Balance]:
+    """The process's batched balance reads: concurrent callers share one query (kit.batching)."""
+    found = ctx.extras.get(_BALANCE_READS)
+    if found is None:
+
+        async def read(user_ids: list[str]) -> list[Balance | Exception]:
+            async with ctx.reader.acquire() as conn:
+                return [*await ledger.get_balances(conn, user_ids)]
+
+        found = ctx.extras[_BALANCE_READS] = Batcher(read)
+    assert isinstance(found, Batcher)
     return found
 
 
@@ -82,8 +98,8 @@ def _debits(ctx: AppContext) -> Coalescer:
 async def my_balance(ctx: AppContext, user: AuthUser) -> Balance:
     # The read replica when configured: a balance shown a moment late is fine for a person; the internal
     # balance below, which apps check before charging, stays on the primary.
-    async with ctx.reader.acquire() as conn:
-        return await ledger.get_balance(conn, user.id)
+    balance: Balance = await _balance_reads(ctx).submit(user.id)
+    return balance
 
 
 @post("/use", status_code=200)

@@ -1,19 +1,17 @@
-"""Debits of one account arriving together, applied as one balance update (a hot account).
+"""Group commit of usage debits: the keyless debits that arrive while a batch is in flight, of any accounts,
+are applied together by the next batch, in one statement (one round trip, atomic by itself).
 
-Per process, at most one debit write per account is in flight here. A debit that finds its account busy
-joins the next batch; when the write in flight ends, everything queued meanwhile is applied in one
-transaction: the balance row is locked, each debit is decided in arrival order against the running
-balance (one the rest cannot cover gets its own 402, as if it had come alone at that point), and one
-statement moves the balance by the accepted sum while each accepted debit gets its own ledger row and
-usage row. Every caller gets its own Entry or InsufficientCredits. A debit that finds its account idle
-runs alone, as `repository.debit`. Debits with an idempotency key do not come here: they claim the key
-in their own transaction (kit.idempotency), and the row lock orders them with these batches.
+In the statement the balance rows are locked in user-id order (two batches, or a batch and a transfer,
+never wait on each other crosswise), then each debit is decided in arrival order against its account's
+running balance: one the rest cannot cover gets its own 402, as if it had come alone at that point, and
+the next may still fit. Each account's balance moves once by its accepted sum; each accepted debit gets its
+own ledger row and usage row, and every caller its own Entry or InsufficientCredits. Debits with an
+idempotency key do not come here: they claim the key in their own transaction (kit.idempotency), and the
+row lock orders them with these batches.
 """
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,38 +20,69 @@ import msgspec
 
 from mana_credits.db.pool import Conn
 from mana_credits.kit import money_metrics
+from mana_credits.kit.batching import Batcher
 from mana_credits.kit.errors import InsufficientCredits
-from mana_credits.ledger.models import Entry, Transaction, TxType
-from mana_credits.ledger.repository import USAGE_DAY, debit
+from mana_credits.ledger.models import Entry, Transaction
+from mana_credits.ledger.repository import USAGE_DAY
 
-_DEBIT_BATCH = (
+# seq: the debits with their place among their account's (k = 1, 2, ...) and a ledger id each.
+# cur: the balance rows, locked in user-id order. d: the decisions, one account step per recursion level,
+# carrying the running balance. s: the accepted sum per account, moved once in b. A ledger row and a usage
+# row per accepted debit, for accounts b moved. One result row per debit, in arrival order.
+_GROUP_DEBIT = (
     """
-WITH b AS (
-  UPDATE credits.balances
-  SET balance = balance - $2::integer, total_spent = total_spent + $2::integer, version = version + 1,
+WITH RECURSIVE seq AS MATERIALIZED (
+  SELECT r.*, row_number() OVER (PARTITION BY r.user_id ORDER BY r.n) AS k, gen_random_uuid() AS id
+  FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[])
+    WITH ORDINALITY AS r(user_id, amount, app_id, description, metadata, n)
+), cur AS MATERIALIZED (
+  SELECT bal.user_id, bal.balance, bal.total_earned, bal.total_spent
+  FROM credits.balances bal
+  WHERE bal.user_id = ANY($1::text[])
+  ORDER BY bal.user_id
+  FOR UPDATE
+), d AS (
+  SELECT cur.user_id, 0::bigint AS k, cur.balance::bigint AS running, NULL::bigint AS before, false AS ok
+  FROM cur
+  UNION ALL
+  SELECT d.user_id, seq.k, CASE WHEN d.running >= seq.amount THEN d.running - seq.amount ELSE d.running END,
+         d.running, d.running >= seq.amount
+  FROM d JOIN seq ON seq.user_id = d.user_id AND seq.k = d.k + 1
+), s AS (
+  SELECT d.user_id, sum(seq.amount)::integer AS total
+  FROM d JOIN seq USING (user_id, k) WHERE d.ok GROUP BY d.user_id
+), b AS (
+  UPDATE credits.balances bal
+  SET balance = bal.balance - s.total, total_spent = bal.total_spent + s.total, version = bal.version + 1,
       updated_at = now()
-  WHERE user_id = $1
-  RETURNING balance
-), r AS (
-  SELECT * FROM unnest($3::uuid[], $4::integer[], $5::integer[], $6::text[], $7::text[], $8::text[])
-    AS r(id, amount, before, app_id, description, metadata)
+  FROM s WHERE bal.user_id = s.user_id
+  RETURNING bal.user_id
 ), tx AS (
   INSERT INTO credits.transactions
     (id, user_id, type, status, amount, balance_before, balance_after, app_id, description, metadata,
      completed_at)
-  SELECT r.id, $1, 'usage', 'completed', -r.amount, r.before, r.before - r.amount, r.app_id, r.description,
-         r.metadata::jsonb, now()
-  FROM r, b
+  SELECT seq.id, seq.user_id, 'usage', 'completed', -seq.amount, d.before, d.before - seq.amount, seq.app_id,
+         seq.description, seq.metadata::jsonb, now()
+  FROM d JOIN seq USING (user_id, k) JOIN b USING (user_id)
+  WHERE d.ok
   RETURNING *
 ), usage AS (
   INSERT INTO credits.usage_stats (user_id, app_id, credits_used, date, metadata)
-  SELECT $1, r.app_id, r.amount, """
+  SELECT seq.user_id, seq.app_id, seq.amount, """
     + USAGE_DAY
-    + """, r.metadata::jsonb FROM r, b
+    + """, seq.metadata::jsonb
+  FROM d JOIN seq USING (user_id, k) JOIN b USING (user_id)
+  WHERE d.ok
 )
-SELECT * FROM tx
+SELECT seq.n AS debit_number, COALESCE(d.before, 0) AS available, cur.total_earned AS earned_before,
+       cur.total_spent AS spent_before, tx.*
+FROM seq LEFT JOIN d USING (user_id, k) LEFT JOIN cur USING (user_id) LEFT JOIN tx ON tx.id = seq.id
+ORDER BY seq.n
 """
 )
+
+# A batch that loses a deadlock to another multi-row writer changed nothing and is sent again.
+DEADLOCK_RETRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,108 +99,57 @@ class UsageDebit:
 Outcome = Entry | InsufficientCredits
 
 
-async def apply_batch(conn: Conn, user_id: str, items: list[UsageDebit]) -> list[Outcome]:
-    """Decide and apply `items` (one account, arrival order) in one transaction; one outcome per item."""
-    async with conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT balance, total_earned, total_spent FROM credits.balances WHERE user_id = $1 FOR UPDATE",
-            user_id,
-        )
-        running = row["balance"] if row is not None else 0
-        outcomes: list[Outcome | uuid.UUID] = []
-        accepted: list[tuple[uuid.UUID, UsageDebit, int]] = []
-        for item in items:
-            # The same rule as the one-statement debit: the balance must cover the amount.
-            if row is None or running < item.amount:
-                outcomes.append(InsufficientCredits(required=item.amount, available=running))
-                continue
-            tx_id = uuid.uuid4()
-            accepted.append((tx_id, item, running))
-            outcomes.append(tx_id)
-            running -= item.amount
-        rows = [] if not accepted else await conn.fetch(
-            _DEBIT_BATCH, user_id, sum(item.amount for _, item, _ in accepted),
-            [tx_id for tx_id, _, _ in accepted], [item.amount for _, item, _ in accepted],
-            [before for _, _, before in accepted], [item.app_id for _, item, _ in accepted],
-            [item.description for _, item, _ in accepted],
-            [None if item.metadata is None else msgspec.json.encode(item.metadata).decode()
-             for _, item, _ in accepted],
-        )  # fmt: skip
-    assert len(rows) == len(accepted)
-    for item, outcome in zip(items, outcomes, strict=True):
-        if isinstance(outcome, InsufficientCredits):
+async def apply_batch(conn: Conn, items: list[UsageDebit]) -> list[Outcome]:
+    """Decide and apply `items` (any accounts, arrival order) in one statement; one outcome per item."""
+    assert all(item.amount > 0 for item in items)
+    rows = await conn.fetch(
+        _GROUP_DEBIT,
+        [item.user_id for item in items],
+        [item.amount for item in items],
+        [item.app_id for item in items],
+        [item.description for item in items],
+        [None if item.metadata is None else msgspec.json.encode(item.metadata).decode() for item in items],
+    )
+    assert [row["debit_number"] for row in rows] == list(range(1, len(items) + 1))
+    outcomes: list[Outcome] = []
+    spent: dict[str, int] = {}  # an account's total spent after its debits so far in this batch
+    for item, row in zip(items, rows, strict=True):
+        if row["id"] is None:
             money_metrics.INSUFFICIENT.labels(item.app_id).inc()
-        else:
-            money_metrics.moved(-item.amount, item.app_id, "usage")
-    by_id = {r["id"]: r for r in rows}
-    entries: dict[uuid.UUID, Entry] = {}
-    spent = row["total_spent"] if row is not None else 0
-    for tx_id, item, before in accepted:
-        spent += item.amount
-        entries[tx_id] = Entry(
-            transaction=Transaction.from_row(by_id[tx_id]),
-            balance=before - item.amount,
-            total_earned=row["total_earned"] if row is not None else 0,
-            total_spent=spent,
+            outcomes.append(InsufficientCredits(required=item.amount, available=row["available"]))
+            continue
+        money_metrics.moved(-item.amount, item.app_id, "usage")
+        spent[item.user_id] = spent.get(item.user_id, row["spent_before"]) + item.amount
+        outcomes.append(
+            Entry(
+                transaction=Transaction.from_row(row),
+                balance=row["balance_after"],
+                total_earned=row["earned_before"],
+                total_spent=spent[item.user_id],
+            )
         )
-    return [entries[o] if isinstance(o, uuid.UUID) else o for o in outcomes]
+    return outcomes
 
 
 class Coalescer:
-    """One per process: queues debits per busy account and applies each queue as one batch."""
+    """One per process: debits queue while a batch is in flight and go out together in the next."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-        self._queues: dict[str, list[tuple[UsageDebit, asyncio.Future[Entry]]]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._batcher: Batcher[UsageDebit, Entry] = Batcher(self._apply)
 
     async def debit(self, item: UsageDebit) -> Entry:
         """The Entry of this debit, or raises InsufficientCredits (nothing of it was applied)."""
-        queue = self._queues.get(item.user_id)
-        if queue is not None:
-            future: asyncio.Future[Entry] = asyncio.get_running_loop().create_future()
-            queue.append((item, future))
-            return await future
-        self._queues[item.user_id] = []
-        try:
-            async with self.pool.acquire() as conn:
-                return await debit(
-                    conn, item.user_id, item.amount, type=TxType.USAGE, app_id=item.app_id,
-                    description=item.description, metadata=item.metadata, record_usage=True,
-                )  # fmt: skip
-        finally:
-            self._next(item.user_id)
+        return await self._batcher.submit(item)
 
-    def _next(self, user_id: str) -> None:
-        """The write for `user_id` ended: start the batch that queued meanwhile, or mark the account idle."""
-        batch = self._queues.pop(user_id)
-        if batch:
-            self._queues[user_id] = []
-            task = asyncio.create_task(self._run(user_id, batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, user_id: str, batch: list[tuple[UsageDebit, asyncio.Future[Entry]]]) -> None:
-        try:
-            async with self.pool.acquire() as conn:
-                outcomes = await apply_batch(conn, user_id, [item for item, _ in batch])
-        except BaseException as exc:  # the batch changed nothing: every caller gets the error
-            for _, future in batch:
-                if future.done():
-                    continue
-                if isinstance(exc, Exception):
-                    future.set_exception(exc)
-                else:
-                    future.cancel()
-            if not isinstance(exc, Exception):
-                raise
-        else:
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done():  # the caller went away; its debit stands, as a sent statement would
-                    continue
-                if isinstance(outcome, InsufficientCredits):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
-        finally:
-            self._next(user_id)
+    async def _apply(self, items: list[UsageDebit]) -> list[Entry | Exception]:
+        retries = DEADLOCK_RETRIES
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    outcomes: list[Entry | Exception] = [*await apply_batch(conn, items)]
+                    return outcomes
+            except asyncpg.DeadlockDetectedError:
+                if retries == 0:
+                    raise
+                retries -= 1

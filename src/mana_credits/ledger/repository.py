@@ -104,6 +104,26 @@ async def get_balance(conn: Conn, user_id: str, *, create: bool = True) -> Balan
     return Balance.from_row(row)
 
 
+async def get_balances(conn: Conn, user_ids: list[str]) -> list[Balance]:
+    """The balances of `user_ids` (repeats allowed, answered in order) in one query; as `get_balance`, a
+    user without a row gets zeros and a row."""
+    rows = await conn.fetch(
+        "SELECT user_id, balance, total_earned, total_spent, reserved FROM credits.balances "
+        "WHERE user_id = ANY($1::text[])",
+        user_ids,
+    )
+    found = {row["user_id"]: Balance.from_row(row) for row in rows}
+    missing = sorted(set(user_ids) - found.keys())  # sorted: two such inserts never wait crosswise
+    if missing:
+        await conn.execute(
+            "INSERT INTO credits.balances (user_id) SELECT unnest($1::text[]) "
+            "ON CONFLICT (user_id) DO NOTHING",
+            missing,
+        )
+    zeros = Balance.from_row(None)
+    return [found.get(user_id, zeros) for user_id in user_ids]
+
+
 async def init_balance(conn: Conn, user_id: str) -> BalanceRow:
     """The user's balance row, created with zeros if missing (registration)."""
     row = await conn.fetchrow(
