@@ -13,7 +13,6 @@ requests still in flight when it stops).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import re
@@ -22,9 +21,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.harness import MemoryWatch, WrkResult, embedded_database, pgbench, served, wrk
-from mana_credits.auth import devkey
-from mana_credits.config import Settings
+from bench.harness import (
+    MemoryWatch,
+    WrkResult,
+    command_line,
+    embedded_database,
+    jwt_tokens,
+    pgbench,
+    served,
+    wrk,
+)
 from mana_credits.db.pool import connect
 from mana_credits.ledger.audit import audit
 from mana_credits.ledger.repository import _DEBIT
@@ -77,13 +83,7 @@ def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def run(seconds: float = 10.0, rounds: int = 3, workers: int = 1) -> dict[str, Any]:
     data_dir = tempfile.mkdtemp(prefix="mana-credits-bench-keys-")
-    key = devkey.load_or_create(Path(data_dir) / "dev-jwt-key.pem")
-    issuer = Settings().jwt_issuers[0]
-    tokens_file = Path(data_dir) / "tokens.txt"
-    tokens_file.write_text(
-        "\n".join(devkey.mint(key, user_id=f"bench-{i}", issuer=issuer, audience="mana", ttl_seconds=86400)
-                  for i in range(1, TOKENS + 1)) + "\n"
-    )  # fmt: skip
+    tokens_file = jwt_tokens(Path(data_dir), TOKENS)
     results: dict[str, list[dict[str, Any]]] = {"S1": [], "S2": [], "S3": []}
     answered = 0  # 2xx debits
     async with embedded_database() as url:
@@ -132,11 +132,5 @@ async def run(seconds: float = 10.0, rounds: int = 3, workers: int = 1) -> dict[
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args()
+    args = command_line(__doc__, http_rounds=True).parse_args()
     print(json.dumps(asyncio.run(run(args.seconds, args.rounds, args.workers)), indent=2))

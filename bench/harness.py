@@ -3,6 +3,7 @@ generators (wrk for HTTP, pgbench for the same SQL straight at PostgreSQL) and p
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -20,11 +21,37 @@ from pathlib import Path
 
 import httpx
 
+from mana_credits.auth import devkey
+from mana_credits.config import Settings
 from mana_credits.db.embedded import EmbeddedPostgres, database_url, ensure_database
 from mana_credits.db.migrate import upgrade_async
 
 SERVICE_KEY = "bench-service-key"
 WRK_SCRIPT = Path(__file__).with_name("wrk.lua")
+
+
+def command_line(doc: str | None, *, http_rounds: bool = False) -> argparse.ArgumentParser:
+    """The parser of a bench script, its docstring as help. `http_rounds`: the options of the S1-S3 rounds,
+    which bench.api and bench.run_all share."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if http_rounds:
+        parser.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
+        parser.add_argument("--rounds", type=int, default=3)
+        parser.add_argument("--workers", type=int, default=1)
+    return parser
+
+
+def jwt_tokens(data_dir: Path, users: int) -> Path:
+    """A file of EdDSA tokens for bench-1..bench-`users` (one a line, valid a day), signed with the
+    development key kept in `data_dir`, which a server started by `served(..., data_dir=...)` trusts."""
+    key = devkey.load_or_create(data_dir / "dev-jwt-key.pem")
+    issuer = Settings().jwt_issuers[0]
+    path = data_dir / "tokens.txt"
+    path.write_text("".join(
+        devkey.mint(key, user_id=f"bench-{i}", issuer=issuer, audience="mana", ttl_seconds=86400) + "\n"
+        for i in range(1, users + 1)
+    ))  # fmt: skip
+    return path
 
 
 @dataclass

@@ -12,7 +12,6 @@ p99 in the database (planning + execution of that SQL, EXPLAIN ANALYZE) and p99 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import time
@@ -20,7 +19,7 @@ from typing import Any, cast
 
 import asyncpg
 
-from bench.harness import embedded_database
+from bench.harness import command_line, embedded_database
 from mana_credits.credits.repository import list_transactions
 from mana_credits.db.pool import Conn, connect
 
@@ -160,9 +159,7 @@ async def run(rows: int = 10_000_000, heavy: int = 1_000_000, samples: int = 200
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_line(__doc__)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--heavy", type=int, default=1_000_000)
     parser.add_argument("--samples", type=int, default=200)

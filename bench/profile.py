@@ -15,9 +15,7 @@ import tempfile
 from pathlib import Path
 
 from bench.api import TOKENS, USERS, seed
-from bench.harness import children, embedded_database, served, wrk
-from mana_credits.auth import devkey
-from mana_credits.config import Settings
+from bench.harness import children, command_line, embedded_database, jwt_tokens, served, wrk
 
 
 def summarize(folded: Path, top: int) -> None:
@@ -41,11 +39,7 @@ def summarize(folded: Path, top: int) -> None:
 async def main(args: argparse.Namespace) -> None:
     spy = str(Path(sys.executable).parent / "py-spy")
     data_dir = tempfile.mkdtemp(prefix="mana-credits-profile-")
-    key = devkey.load_or_create(Path(data_dir) / "dev-jwt-key.pem")
-    issuer = Settings().jwt_issuers[0]
-    tokens = Path(data_dir) / "tokens.txt"
-    tokens.write_text("\n".join(devkey.mint(key, user_id=f"bench-{i}", issuer=issuer, audience="mana")
-                                for i in range(1, TOKENS + 1)) + "\n")  # fmt: skip
+    tokens = jwt_tokens(Path(data_dir), TOKENS)
     folded = Path(data_dir) / "profile.txt"
     async with embedded_database() as url:
         await seed(url, USERS, 1_000_000_000)
@@ -64,7 +58,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = command_line(__doc__)
     parser.add_argument("mode", choices=["debit", "balance", "health"])
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--top", type=int, default=25)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import api, history, sync_renewal
+from bench.harness import command_line
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -56,11 +57,6 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=1)
+    parser = command_line(__doc__, http_rounds=True)
     parser.add_argument("--rows", type=int, default=10_000_000)
     main(parser.parse_args())

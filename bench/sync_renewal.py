@@ -9,7 +9,6 @@ renewal charge, every broke one must be paused with one queued email, and the le
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -17,7 +16,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.harness import embedded_database
+from bench.harness import command_line, embedded_database
 from mana_credits.db.pool import connect, create_pool
 from mana_credits.ledger.audit import audit
 from mana_credits.sync_billing import service
@@ -150,7 +149,7 @@ if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--runner":
         asyncio.run(runner(sys.argv[2], datetime.fromisoformat(sys.argv[3]), int(sys.argv[4])))
         sys.exit(0)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = command_line(__doc__)
     parser.add_argument("--subscriptions", type=int, default=100_000)
     parser.add_argument("--runners", type=int, default=3)
     parser.add_argument("--batch", type=int, default=service.BATCH)
