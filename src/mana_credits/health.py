@@ -5,28 +5,45 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from litestar import Request, Response, get
+import msgspec
+from litestar import Request, get
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from mana_credits.context import AppContext
 from mana_credits.kit import openapi
-from mana_credits.kit.errors import envelope
+from mana_credits.kit.errors import CreditsError
 from mana_credits.payments import return_urls
 
 
+class Health(msgspec.Struct):
+    status: str
+    service: str
+    timestamp: str
+
+
+class Ready(msgspec.Struct):
+    status: str
+
+
+class NotReady(CreditsError):
+    status = 503
+    code = "not_ready"
+    message = "Database unavailable"
+
+
 @get("/health", include_in_schema=False)
-async def health() -> dict[str, str]:
-    return {"status": "ok", "service": "mana-credits", "timestamp": datetime.now(UTC).isoformat()}
+async def health() -> Health:
+    return Health(status="ok", service="mana-credits", timestamp=datetime.now(UTC).isoformat())
 
 
 @get("/ready", include_in_schema=False)
-async def ready(ctx: AppContext) -> Response[Any]:
+async def ready(ctx: AppContext) -> Ready:
     try:
         async with ctx.pool.acquire(timeout=2) as conn:
             await conn.fetchval("SELECT 1", timeout=2)
     except Exception:
-        return Response(envelope(503, "Database unavailable", "not_ready"), status_code=503)
-    return Response({"status": "ready"}, status_code=200)
+        raise NotReady() from None
+    return Ready(status="ready")
 
 
 def published(request: Request[Any, Any, Any]) -> dict[str, Any]:

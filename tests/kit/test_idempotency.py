@@ -6,8 +6,9 @@ import uuid
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
-from litestar import Request
+from litestar import Request, Response
 
 from mana_credits.context import AppContext
 from mana_credits.db.pool import Conn
@@ -42,27 +43,39 @@ def test_fingerprint_tells_parameters_apart() -> None:
     assert idempotency.fingerprint("use", {"a": 1}) != idempotency.fingerprint("refund", {"a": 1})
 
 
+class Counted(msgspec.Struct):
+    n: int
+
+
+class Done(msgspec.Struct):
+    ok: bool
+
+
+def body(response: Response[Any]) -> Any:
+    """The JSON a response sends: a first answer holds a Struct, a replay the stored JSON."""
+    return msgspec.json.decode(msgspec.json.encode(response.content))
+
+
 async def test_a_key_runs_once_and_replays_its_answer(ctx: AppContext) -> None:
-    scope, key = f"test:{uuid.uuid4()}", "k1"
+    scope, key = f"test:{uuid.uuid4()}", b"k1"
+    idem = idempotency.Idempotent(ctx.pool, scope, request_with((b"idempotency-key", key)))
     runs: list[int] = []
 
-    async def work(conn: Conn) -> tuple[int, Any]:
+    async def work(conn: Conn) -> Counted:
         runs.append(await conn.fetchval("SELECT 1"))
-        return 201, {"n": len(runs)}
+        return Counted(n=len(runs))
 
     def call(params: Any) -> Any:
-        return idempotency.run_idempotent(
-            ctx.pool, scope=scope, key=key, operation="op", params=params, work=work
-        )
+        return idem.run("op", params, work, status=201)
 
     first = await call({"x": 1})
     again = await call({"x": 1})
-    assert (first.status_code, first.content, idempotency.REPLAY_HEADER in first.headers) == (
+    assert (first.status_code, body(first), idempotency.REPLAY_HEADER in first.headers) == (
         201,
         {"n": 1},
         False,
     )
-    assert (again.status_code, again.content, again.headers[idempotency.REPLAY_HEADER]) == (
+    assert (again.status_code, body(again), again.headers[idempotency.REPLAY_HEADER]) == (
         201,
         {"n": 1},
         "true",
@@ -74,18 +87,17 @@ async def test_a_key_runs_once_and_replays_its_answer(ctx: AppContext) -> None:
 
 async def test_a_failed_run_leaves_the_key_free(ctx: AppContext, db: asyncpg.Connection) -> None:
     scope = f"test:{uuid.uuid4()}"
+    idem = idempotency.Idempotent(ctx.pool, scope, request_with((b"idempotency-key", b"k")))
 
-    async def fail(conn: Conn) -> tuple[int, Any]:
+    async def fail(conn: Conn) -> Done:
         raise ValidationFailed("no")
 
-    async def succeed(conn: Conn) -> tuple[int, Any]:
-        return 200, {"ok": True}
+    async def succeed(conn: Conn) -> Done:
+        return Done(ok=True)
 
     with pytest.raises(ValidationFailed):
-        await idempotency.run_idempotent(ctx.pool, scope=scope, key="k", operation="op", params={}, work=fail)
+        await idem.run("op", {}, fail)
     stored = await db.fetchval("SELECT count(*) FROM credits.idempotency_keys WHERE scope = $1", scope)
     assert stored == 0
-    done = await idempotency.run_idempotent(
-        ctx.pool, scope=scope, key="k", operation="op", params={}, work=succeed
-    )
-    assert done.status_code == 200 and done.content == {"ok": True}
+    done = await idem.run("op", {}, succeed)
+    assert done.status_code == 200 and body(done) == {"ok": True}

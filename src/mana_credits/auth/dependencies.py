@@ -12,6 +12,7 @@ from litestar.di import Provide
 from mana_credits.auth.models import UNNAMED_APP, AuthUser, ServiceCaller
 from mana_credits.context import AppContext
 from mana_credits.kit.errors import Forbidden, Unauthorized, ValidationFailed
+from mana_credits.kit.idempotency import Idempotent
 
 # The calling app as named by X-App-Id (shared key): it scopes idempotency keys and lands in the ledger.
 APP_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
@@ -68,7 +69,23 @@ def identify_service(presented: str, app_header: str | None, ctx: AppContext) ->
     raise Unauthorized("Invalid service key")
 
 
+# `idem`: an idempotent write keyed per caller (kit.idempotency); an admin's writes are keyed as the user's.
+def user_writes(ctx: AppContext, user: AuthUser, request: Request[Any, Any, Any]) -> Idempotent:
+    return Idempotent(ctx.pool, f"user:{user.id}", request)
+
+
+def admin_writes(ctx: AppContext, admin: AuthUser, request: Request[Any, Any, Any]) -> Idempotent:
+    return Idempotent(ctx.pool, f"user:{admin.id}", request)
+
+
+def service_writes(ctx: AppContext, caller: ServiceCaller, request: Request[Any, Any, Any]) -> Idempotent:
+    return Idempotent(ctx.pool, f"service:{caller.app_id}", request)
+
+
 CTX = {"ctx": Provide(provide_ctx, sync_to_thread=False)}
-USER = {"user": Provide(provide_user)}
-ADMIN = {"admin": Provide(provide_admin)}
-CALLER = {"caller": Provide(provide_caller, sync_to_thread=False)}
+USER = {"user": Provide(provide_user), "idem": Provide(user_writes, sync_to_thread=False)}
+ADMIN = {"admin": Provide(provide_admin), "idem": Provide(admin_writes, sync_to_thread=False)}
+CALLER = {
+    "caller": Provide(provide_caller, sync_to_thread=False),
+    "idem": Provide(service_writes, sync_to_thread=False),
+}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, Router, get, post
+from litestar import Response, Router, get, post
 from litestar.params import Parameter, QueryParameter
 
 from mana_credits import ledger
@@ -13,33 +13,29 @@ from mana_credits.accounts.endpoints import erase_account
 from mana_credits.auth.dependencies import CALLER, USER
 from mana_credits.auth.models import AuthUser, ServiceCaller
 from mana_credits.context import AppContext
-from mana_credits.credits import grants, holds_endpoints, repository, usage
+from mana_credits.credits import holds_endpoints, repository, service, usage
 from mana_credits.credits.operations import OPERATIONS, Operation
 from mana_credits.credits.schemas import (
+    GrantResult,
     InternalGrant,
     InternalInit,
     InternalRefund,
     InternalUseCredits,
+    RefundResult,
     UseCredits,
+    UseResult,
 )
+from mana_credits.db.pool import Conn
 from mana_credits.kit import idempotency
 from mana_credits.kit.batching import Batcher
-from mana_credits.kit.errors import Conflict, NotFound
+from mana_credits.kit.idempotency import Idempotent
 from mana_credits.kit.pagination import decode_cursor, encode_cursor
 from mana_credits.kit.validation import UserIdParam, parse_uuid
 from mana_credits.ledger.coalesce import Coalescer, UsageDebit
-from mana_credits.ledger.models import AccountSummary, Balance, BalanceRow, Entry, Transaction, TxType
+from mana_credits.ledger.models import AccountSummary, Balance, BalanceRow, Transaction, TxType
 
 _COALESCER = "ledger.coalescer"
 _BALANCE_READS = "ledger.balance_reads"
-
-
-def use_response(entry: Entry) -> dict[str, Any]:
-    return {
-        "success": True,
-        "transaction": entry.transaction,
-        "newBalance": {"balance": entry.balance, "totalSpent": entry.total_spent},
-    }
 
 
 def _params(data: msgspec.Struct, *extra: Any) -> Any:
@@ -47,25 +43,36 @@ def _params(data: msgspec.Struct, *extra: Any) -> Any:
     return [msgspec.structs.replace(data, idempotency_key=None), *extra]
 
 
-async def _use(ctx: AppContext, request: Request[Any, Any, Any], scope: str, user_id: str, data: UseCredits,
-               app_id: str, extra: dict[str, Any] | None = None) -> Response[Any]:  # fmt: skip
-    key = idempotency.key_from(request, data.idempotency_key)
+async def _use(
+    ctx: AppContext,
+    idem: Idempotent,
+    user_id: str,
+    data: UseCredits,
+    app_id: str,
+    extra: dict[str, Any] | None = None,
+) -> Response[UseResult]:
+    idem = idem.with_body_key(data.idempotency_key)
     metadata = {**(data.metadata or {}), **(extra or {})} or None
-    if key is None and ctx.settings.COALESCE_DEBITS:
+    if idem.key is None and ctx.settings.COALESCE_DEBITS:
         item = UsageDebit(user_id, data.amount, app_id, data.description, metadata)
-        return idempotency.json_response(200, use_response(await _debits(ctx).debit(item)))
+        return Response(UseResult.of(await _debits(ctx).debit(item)))
 
-    async def work(conn: Any) -> tuple[int, Any]:
+    async def work(conn: Conn) -> UseResult:
         entry = await ledger.debit(
-            conn, user_id, data.amount, type=TxType.USAGE, app_id=app_id, description=data.description,
-            metadata=metadata, idempotency_key=key, record_usage=True,
-        )  # fmt: skip
-        return 200, use_response(entry)
+            conn,
+            user_id,
+            data.amount,
+            type=TxType.USAGE,
+            app_id=app_id,
+            description=data.description,
+            metadata=metadata,
+            idempotency_key=idem.key,
+            record_usage=True,
+        )
+        return UseResult.of(entry)
 
-    return await idempotency.run_idempotent(
-        ctx.pool, scope=scope, key=key, operation="credits.use", params=_params(data, user_id), work=work,
-        legacy_user=user_id, one_statement=True,
-    )  # fmt: skip
+    params = _params(data, user_id)
+    return await idem.run("credits.use", params, work, legacy_user=user_id, one_statement=True)
 
 
 def _debits(ctx: AppContext) -> Coalescer:
@@ -104,9 +111,9 @@ async def my_balance(ctx: AppContext, user: AuthUser) -> Balance:
 
 @post("/use", status_code=200)
 async def use_credits(
-    ctx: AppContext, user: AuthUser, data: UseCredits, request: Request[Any, Any, Any]
-) -> Response[Any]:
-    return await _use(ctx, request, f"user:{user.id}", user.id, data, data.app_id)
+    ctx: AppContext, user: AuthUser, data: UseCredits, idem: Idempotent
+) -> Response[UseResult]:
+    return await _use(ctx, idem, user.id, data, data.app_id)
 
 
 @get("/transactions")
@@ -122,9 +129,14 @@ async def my_transactions(
     after = decode_cursor(cursor) if cursor else None
     async with ctx.reader.acquire() as conn:
         rows = await repository.list_transactions(
-            conn, user.id, limit=limit, offset=0 if after else offset, after=after,
-            type_=type.value if type else None, app_id=app_id,
-        )  # fmt: skip
+            conn,
+            user.id,
+            limit=limit,
+            offset=0 if after else offset,
+            after=after,
+            type_=type.value if type else None,
+            app_id=app_id,
+        )
     headers = {"X-Next-Cursor": encode_cursor(rows[-1].created_at, rows[-1].id)} if len(rows) == limit else {}
     return Response(rows, headers=headers)
 
@@ -154,62 +166,44 @@ async def user_balance(ctx: AppContext, caller: ServiceCaller, user_id: UserIdPa
 
 @post("/use", status_code=200)
 async def internal_use(
-    ctx: AppContext, caller: ServiceCaller, data: InternalUseCredits, request: Request[Any, Any, Any]
-) -> Response[Any]:
+    ctx: AppContext, caller: ServiceCaller, data: InternalUseCredits, idem: Idempotent
+) -> Response[UseResult]:
     # A per-app key names the app authoritatively; with the shared key the body's appId is all we have.
     app_id = caller.app_id if caller.per_app_key else data.app_id
     extra = {"calledBy": caller.app_id} if caller.app_id != app_id else None
-    return await _use(ctx, request, f"service:{caller.app_id}", data.user_id, data, app_id, extra)
+    return await _use(ctx, idem, data.user_id, data, app_id, extra)
 
 
 @post("/refund", status_code=200)
 async def internal_refund(
-    ctx: AppContext, caller: ServiceCaller, data: InternalRefund, request: Request[Any, Any, Any]
-) -> Response[Any]:
-    key = idempotency.key_from(request, data.idempotency_key)
+    caller: ServiceCaller, data: InternalRefund, idem: Idempotent
+) -> Response[RefundResult]:
+    idem = idem.with_body_key(data.idempotency_key)
     original = parse_uuid(data.transaction_id, "transactionId") if data.transaction_id else None
-    metadata = dict(data.metadata or {})
-    if original is not None:
-        metadata["refundOf"] = str(original)
+    app_id = caller.app_id if caller.per_app_key else (data.app_id or caller.app_or("system"))
 
-    async def work(conn: Any) -> tuple[int, Any]:
-        if original is not None:
-            usage = await repository.lock_usage(conn, original, data.user_id)
-            if usage is None:
-                raise NotFound("Usage transaction not found for this user")
-            refundable = -usage - await repository.refunded_so_far(conn, original, data.user_id)
-            if data.amount > refundable:
-                raise Conflict(
-                    "Refund exceeds what is left of the original usage",
-                    details={"requested": data.amount, "refundable": refundable},
-                )
-        entry = await ledger.credit(
-            conn, data.user_id, data.amount, type=TxType.REFUND,
-            app_id=caller.app_id if caller.per_app_key else (data.app_id or caller.app_or("system")),
-            description=data.description, metadata=metadata or None, idempotency_key=key,
-        )  # fmt: skip
-        return 200, {
-            "success": True,
-            "transaction": entry.transaction,
-            "newBalance": {"balance": entry.balance},
-        }
+    async def work(conn: Conn) -> RefundResult:
+        return await service.refund(conn, data, original=original, app_id=app_id, idempotency_key=idem.key)
 
-    return await idempotency.run_idempotent(
-        ctx.pool, scope=f"service:{caller.app_id}", key=key, operation="credits.refund",
-        params=_params(data), work=work,
-    )  # fmt: skip
+    return await idem.run("credits.refund", _params(data), work)
 
 
 @post("/grant", status_code=200)
-async def internal_grant(ctx: AppContext, caller: ServiceCaller, data: InternalGrant) -> Response[Any]:
+async def internal_grant(
+    ctx: AppContext, caller: ServiceCaller, data: InternalGrant
+) -> Response[GrantResult]:
     """Exactly once per (userId, referenceId): a repeat answers `alreadyGranted: true` and moves nothing."""
     async with ctx.pool.acquire() as conn, conn.transaction():
-        body, replayed = await grants.grant_once(
-            conn, user_id=data.user_id, amount=data.amount, reason=data.reason,
-            reference_id=data.reference_id, app_id=caller.app_or("community"),
+        result, replayed = await service.grant_once(
+            conn,
+            user_id=data.user_id,
+            amount=data.amount,
+            reason=data.reason,
+            reference_id=data.reference_id,
+            app_id=caller.app_or("community"),
             description=data.description or data.reason,
-        )  # fmt: skip
-    return idempotency.json_response(200, body, replayed=replayed)
+        )
+    return Response(result, headers={idempotency.REPLAY_HEADER: "true"} if replayed else None)
 
 
 @post("/init", status_code=200)

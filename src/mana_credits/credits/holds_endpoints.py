@@ -14,18 +14,19 @@ key any caller may, as the reservation id is an unguessable UUID it was handed.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Request, Response, Router, post
+from litestar import Response, Router, post
 from litestar.types import ControllerRouterHandler
 
 from mana_credits.auth.dependencies import CALLER
 from mana_credits.auth.models import ServiceCaller
 from mana_credits.context import AppContext
 from mana_credits.credits import holds
-from mana_credits.credits.schemas import Amount, Text
-from mana_credits.kit import idempotency
+from mana_credits.credits.schemas import Amount, CommitResult, ReleaseResult, Reservation, Text
+from mana_credits.db.pool import Conn
+from mana_credits.kit.idempotency import Idempotent
 from mana_credits.kit.validation import UserId, parse_uuid
 
 DEFAULT_TTL_SECONDS = 86_400
@@ -54,70 +55,63 @@ class ReleaseReservation(msgspec.Struct, rename="camel", kw_only=True):
     reservation_id: ReservationId
 
 
-def _scope(caller: ServiceCaller) -> str:
-    return f"service:{caller.app_id}"
-
-
 def _owner(caller: ServiceCaller) -> str | None:
     return caller.app_id if caller.per_app_key else None
 
 
 @post("/reserve", status_code=200)
 async def reserve(
-    ctx: AppContext, caller: ServiceCaller, data: Reserve, request: Request[Any, Any, Any]
-) -> Response[Any]:
-    async def work(conn: Any) -> tuple[int, Any]:
+    ctx: AppContext, caller: ServiceCaller, data: Reserve, idem: Idempotent
+) -> Response[Reservation]:
+    async def work(conn: Conn) -> Reservation:
         held = await holds.reserve(
-            conn, user_id=data.user_id, amount=data.amount, reason=data.reason,
+            conn,
+            user_id=data.user_id,
+            amount=data.amount,
+            reason=data.reason,
             app_id=caller.app_or(holds.legacy_app_id(data.reason)),
-            ttl_seconds=data.ttl_seconds, now=ctx.clock.now(),
-        )  # fmt: skip
-        return 200, {
-            "reservationId": str(held.reservation_id),
-            "balance": held.balance,
-            "expiresAt": held.expires_at,
-        }
+            ttl_seconds=data.ttl_seconds,
+            now=ctx.clock.now(),
+        )
+        return Reservation(
+            reservation_id=held.reservation_id, balance=held.balance, expires_at=held.expires_at
+        )
 
-    return await idempotency.run_idempotent(
-        ctx.pool, scope=_scope(caller), key=idempotency.key_from(request), operation="credits.reserve",
-        params=data, work=work,
-    )  # fmt: skip
+    return await idem.run("credits.reserve", data, work)
 
 
 @post("/commit", status_code=200)
 async def commit(
-    ctx: AppContext, caller: ServiceCaller, data: Commit, request: Request[Any, Any, Any]
-) -> Response[Any]:
+    ctx: AppContext, caller: ServiceCaller, data: Commit, idem: Idempotent
+) -> Response[CommitResult]:
     reservation_id = parse_uuid(data.reservation_id, "reservationId")
-    key = idempotency.key_from(request)
 
-    async def work(conn: Any) -> tuple[int, Any]:
+    async def work(conn: Conn) -> CommitResult:
         done = await holds.commit(
-            conn, reservation_id, amount=data.amount, description=data.description, owner=_owner(caller),
-            now=ctx.clock.now(), idempotency_key=key,
-        )  # fmt: skip
-        transaction_id = str(done.transaction_id) if done.transaction_id else None
-        return 200, {"success": True, "transactionId": transaction_id}
+            conn,
+            reservation_id,
+            amount=data.amount,
+            description=data.description,
+            owner=_owner(caller),
+            now=ctx.clock.now(),
+            idempotency_key=idem.key,
+        )
+        return CommitResult(success=True, transaction_id=done.transaction_id)
 
-    return await idempotency.run_idempotent(
-        ctx.pool, scope=_scope(caller), key=key, operation="credits.commit", params=data, work=work
-    )
+    return await idem.run("credits.commit", data, work)
 
 
 @post("/refund-reservation", status_code=200)
 async def refund_reservation(
-    ctx: AppContext, caller: ServiceCaller, data: ReleaseReservation, request: Request[Any, Any, Any]
-) -> Response[Any]:
+    ctx: AppContext, caller: ServiceCaller, data: ReleaseReservation, idem: Idempotent
+) -> Response[ReleaseResult]:
     reservation_id = parse_uuid(data.reservation_id, "reservationId")
 
-    async def work(conn: Any) -> tuple[int, Any]:
+    async def work(conn: Conn) -> ReleaseResult:
         balance = await holds.release(conn, reservation_id, owner=_owner(caller), now=ctx.clock.now())
-        return 200, {"success": True, "balance": balance}
+        return ReleaseResult(success=True, balance=balance)
 
-    return await idempotency.run_idempotent(
-        ctx.pool, scope=_scope(caller), key=idempotency.key_from(request),
-        operation="credits.refund-reservation", params=data, work=work,
-    )  # fmt: skip
+    return await idem.run("credits.refund-reservation", data, work)
 
 
 routes: list[ControllerRouterHandler] = [

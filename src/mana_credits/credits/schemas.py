@@ -1,13 +1,15 @@
-"""Request bodies. Amounts are whole credits > 0: a fractional or non-positive amount is a 400."""
+"""Request bodies and answers. Amounts are whole credits > 0: a fractional or non-positive amount is a 400."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
+from uuid import UUID
 
 import msgspec
 
 from mana_credits.kit.validation import UserId
+from mana_credits.ledger.models import Entry, Transaction
 
 Amount = Annotated[int, msgspec.Meta(gt=0, le=1_000_000_000)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
@@ -55,3 +57,56 @@ class UsageDay(msgspec.Struct, rename="camel", kw_only=True):
     date: date
     app_id: str
     credits: int
+
+
+# ---- answers ----
+
+
+class SpentBalance(msgspec.Struct, rename="camel", kw_only=True):
+    balance: int
+    total_spent: int
+
+
+class UseResult(msgspec.Struct, rename="camel", kw_only=True):
+    success: bool
+    transaction: Transaction
+    new_balance: SpentBalance
+
+    @classmethod
+    def of(cls, entry: Entry) -> UseResult:
+        spent = SpentBalance(balance=entry.balance, total_spent=entry.total_spent)
+        return cls(success=True, transaction=entry.transaction, new_balance=spent)
+
+
+class NewBalance(msgspec.Struct, rename="camel", kw_only=True):
+    balance: int
+
+
+class RefundResult(msgspec.Struct, rename="camel", kw_only=True):
+    success: bool
+    transaction: Transaction
+    new_balance: NewBalance
+
+
+class GrantResult(msgspec.Struct, rename="camel", kw_only=True):
+    ok: bool
+    already_granted: bool
+    new_balance: int
+    transaction_id: str
+
+
+class Reservation(msgspec.Struct, rename="camel", kw_only=True):
+    reservation_id: UUID
+    balance: int
+    expires_at: datetime
+
+
+class CommitResult(msgspec.Struct, rename="camel", kw_only=True):
+    success: bool
+    # Null when the commit spent nothing (amount 0 releases the hold).
+    transaction_id: UUID | None
+
+
+class ReleaseResult(msgspec.Struct, rename="camel", kw_only=True):
+    success: bool
+    balance: int

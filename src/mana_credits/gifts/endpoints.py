@@ -10,6 +10,7 @@ from litestar import Request, Response, Router, delete, get, post
 from mana_credits.auth.dependencies import CALLER, USER
 from mana_credits.auth.models import AuthUser, ServiceCaller
 from mana_credits.context import AppContext
+from mana_credits.db.pool import Conn
 from mana_credits.gifts import codes, ratelimit, repository, service, tasks
 from mana_credits.gifts.errors import GiftNotFound
 from mana_credits.gifts.schemas import (
@@ -24,7 +25,7 @@ from mana_credits.gifts.schemas import (
     Redemption,
     SweepResult,
 )
-from mana_credits.kit import idempotency
+from mana_credits.kit.idempotency import Idempotent
 from mana_credits.kit.validation import parse_uuid
 
 
@@ -55,23 +56,23 @@ public_routes = Router(path="/api/v1/gifts", route_handlers=[lookup], tags=["gif
 
 
 @post("/", status_code=201)
-async def create_gift(
-    ctx: AppContext, user: AuthUser, data: CreateGift, request: Request[Any, Any, Any]
-) -> Response[Gift]:
-    key = idempotency.key_from(request, data.idempotency_key)
+async def create_gift(ctx: AppContext, user: AuthUser, data: CreateGift, idem: Idempotent) -> Response[Gift]:
+    idem = idem.with_body_key(data.idempotency_key)
     await ratelimit.admit_write(ctx.pool, user.id, ctx.clock.now())
 
-    async def work(conn: Any) -> tuple[int, Any]:
-        gift = await service.create(
-            conn, user=user, data=data, base_url=ctx.settings.WEB_APP_URL,
-            code_length=ctx.settings.GIFT_CODE_LENGTH, now=ctx.clock.now(), idempotency_key=key,
-        )  # fmt: skip
-        return 201, gift
+    async def work(conn: Conn) -> Gift:
+        return await service.create(
+            conn,
+            user=user,
+            data=data,
+            base_url=ctx.settings.WEB_APP_URL,
+            code_length=ctx.settings.GIFT_CODE_LENGTH,
+            now=ctx.clock.now(),
+            idempotency_key=idem.key,
+        )
 
-    return await idempotency.run_idempotent(
-        ctx.pool, scope=f"user:{user.id}", key=key, operation="gifts.create",
-        params=msgspec.structs.replace(data, idempotency_key=None), work=work,
-    )  # fmt: skip
+    params = msgspec.structs.replace(data, idempotency_key=None)
+    return await idem.run("gifts.create", params, work, status=201)
 
 
 @get("/me/created")
@@ -94,27 +95,29 @@ async def redeem_gift(
     user: AuthUser,
     code: str,
     request: Request[Any, Any, Any],
+    idem: Idempotent,
     data: RedeemGift | None = None,
 ) -> Response[RedeemResult]:
     body = data or RedeemGift()
-    key = idempotency.key_from(request, body.idempotency_key)
+    idem = idem.with_body_key(body.idempotency_key)
     ip = _ip(request)
     now = ctx.clock.now()
     normalized = codes.normalize(code)
     ticket = await ratelimit.admit(ctx.pool, ratelimit.subjects(ip=ip, user_id=user.id), now)
 
-    async def work(conn: Any) -> tuple[int, Any]:
-        result = await service.redeem(
-            conn, code=normalized, user=user, now=now, source_app_id=body.source_app_id, client_ip=ip,
-            idempotency_key=key,
-        )  # fmt: skip
-        return 200, result
+    async def work(conn: Conn) -> RedeemResult:
+        return await service.redeem(
+            conn,
+            code=normalized,
+            user=user,
+            now=now,
+            source_app_id=body.source_app_id,
+            client_ip=ip,
+            idempotency_key=idem.key,
+        )
 
     try:
-        response = await idempotency.run_idempotent(
-            ctx.pool, scope=f"user:{user.id}", key=key, operation="gifts.redeem",
-            params=[normalized, body.source_app_id], work=work,
-        )  # fmt: skip
+        response = await idem.run("gifts.redeem", [normalized, body.source_app_id], work)
     except GiftNotFound:
         raise  # the attempt stays counted: it was a failed guess
     except service.Refused as refused:
@@ -132,19 +135,15 @@ async def redeem_gift(
 
 @delete("/{gift_id:str}", status_code=200)
 async def cancel_gift(
-    ctx: AppContext, user: AuthUser, gift_id: str, request: Request[Any, Any, Any]
+    ctx: AppContext, user: AuthUser, gift_id: str, idem: Idempotent
 ) -> Response[CancelResult]:
     parsed = parse_uuid(gift_id, "id")
-    key = idempotency.key_from(request)
     await ratelimit.admit_write(ctx.pool, user.id, ctx.clock.now())
 
-    async def work(conn: Any) -> tuple[int, Any]:
-        return 200, await service.cancel(conn, gift_id=parsed, user=user, now=ctx.clock.now())
+    async def work(conn: Conn) -> CancelResult:
+        return await service.cancel(conn, gift_id=parsed, user=user, now=ctx.clock.now())
 
-    return await idempotency.run_idempotent(
-        ctx.pool, scope=f"user:{user.id}", key=key, operation="gifts.cancel", params=[str(parsed)],
-        work=work,
-    )  # fmt: skip
+    return await idem.run("gifts.cancel", [str(parsed)], work)
 
 
 personal_routes = Router(
@@ -162,18 +161,17 @@ PENDING_SOURCE_APP = "auto-registration"
 
 @post("/redeem-pending", status_code=200)
 async def redeem_pending(
-    ctx: AppContext, caller: ServiceCaller, data: RedeemPending, request: Request[Any, Any, Any]
+    ctx: AppContext, caller: ServiceCaller, data: RedeemPending, idem: Idempotent
 ) -> Response[PendingResult]:
     """mana-auth, at registration: every pending personalized gift for this email lands now.
 
     The redemptions record the source app the old service recorded for them, `auto-registration`.
     """
-    key = idempotency.key_from(request)
 
-    async def work(conn: Any) -> tuple[int, Any]:
+    async def work(conn: Conn) -> PendingResult:
         if data.email_verified is False:
-            return 200, PendingResult(redeemed=0, total_credits=0)
-        return 200, await service.redeem_pending(
+            return PendingResult(redeemed=0, total_credits=0)
+        return await service.redeem_pending(
             conn,
             user_id=data.user_id,
             email=data.email,
@@ -181,10 +179,7 @@ async def redeem_pending(
             source_app_id=PENDING_SOURCE_APP,
         )
 
-    return await idempotency.run_idempotent(
-        ctx.pool, scope=f"service:{caller.app_id}", key=key, operation="gifts.redeem_pending",
-        params=data, work=work,
-    )  # fmt: skip
+    return await idem.run("gifts.redeem_pending", data, work)
 
 
 @post("/expire", status_code=200)

@@ -62,9 +62,12 @@ async def admit(
 async def admit_write(pool: asyncpg.Pool, user_id: str, now: datetime) -> None:
     """Count a gift creation or cancellation against the user's WRITE_LIMIT (429 past it)."""
     await admit(
-        pool, [f"write:{user_id}"], now, limit=WRITE_LIMIT,
+        pool,
+        [f"write:{user_id}"],
+        now,
+        limit=WRITE_LIMIT,
         message="Too many gift creations or cancellations; try again later",
-    )  # fmt: skip
+    )
 
 
 async def forgive(pool: asyncpg.Pool, ids: list[int]) -> None:

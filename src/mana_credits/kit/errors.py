@@ -142,9 +142,12 @@ def handle_unstorable_value(request: Request[Any, Any, Any], exc: asyncpg.DataEr
     log.warning("value refused by the database on %s %s: %s", request.method, request.url.path, exc)
     return _json(
         400,
-        envelope(400, "A value in the request cannot be stored (out of range or invalid characters)",
-                 "validation_error"),
-    )  # fmt: skip
+        envelope(
+            400,
+            "A value in the request cannot be stored (out of range or invalid characters)",
+            "validation_error",
+        ),
+    )
 
 
 # The database is gone or going (stopped, restarting, network down, a statement past its timeout). These

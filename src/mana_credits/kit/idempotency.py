@@ -1,8 +1,10 @@
 """Idempotent writes (SPEC §4).
 
-The key row is inserted in the same database transaction as the effect. A concurrent duplicate blocks on
-the primary key until the first commits, then finds the stored response and replays it; if the first
-rolled back (an error), the duplicate runs as if it were first. Only successful responses are stored.
+A handler declares one by naming `idem: Idempotent` (provided per caller by auth.dependencies) and runs its
+work through `await idem.run(operation, params, work)`. The key row is inserted in the same database
+transaction as the effect. A concurrent duplicate blocks on the primary key until the first commits, then
+finds the stored response and replays it; if the first rolled back (an error), the duplicate runs as if it
+were first. Only successful responses are stored.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
@@ -26,7 +28,7 @@ REPLAY_HEADER = "Idempotent-Replayed"
 RETENTION = timedelta(days=30)
 MAX_KEY_LENGTH = 255
 
-Work = Callable[[Conn], Awaitable[tuple[int, Any]]]
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 def key_from(request: Request[Any, Any, Any], body_key: str | None = None) -> str | None:
@@ -47,44 +49,65 @@ def fingerprint(operation: str, params: Any) -> str:
     return hashlib.sha256(operation.encode() + b"\0" + msgspec.json.encode(params)).hexdigest()
 
 
-def json_response(status: int, body: Any, *, replayed: bool = False) -> Response[Any]:
-    headers = {REPLAY_HEADER: "true"} if replayed else None
-    return Response(content=body, status_code=status, media_type=MediaType.JSON, headers=headers)
+def replay(status: int, body: Any) -> Response[Any]:
+    """A stored answer as it was stored: its JSON passes through (the old service's keys have its shape)."""
+    raw = msgspec.Raw(msgspec.json.encode(body))
+    return Response(raw, status_code=status, media_type=MediaType.JSON, headers={REPLAY_HEADER: "true"})
 
 
-async def run_idempotent(
-    pool: asyncpg.Pool,
-    *,
-    scope: str,
-    key: str | None,
-    operation: str,
-    params: Any,
-    work: Work,
-    legacy_user: str | None = None,
-    one_statement: bool = False,
-) -> Response[Any]:
-    """Run `work` in one transaction; with a key, at most once per (scope, key).
+class Idempotent:
+    """One write request's idempotency: the caller's scope (`user:<id>`, `service:<app>`) and its key.
 
-    `legacy_user`: also replay a key the old service executed for this user (carried over by migration 0007).
-    `one_statement`: `work` writes with a single statement (atomic by itself), so without a key it needs
-    no explicit transaction: that saves the BEGIN and COMMIT round trips.
-    """
-    if key is None and one_statement:
-        async with pool.acquire() as conn:
-            status, body = await work(conn)
-            return json_response(status, body)
-    async with pool.acquire() as conn, conn.transaction():
-        if key is None:
-            status, body = await work(conn)
-            return json_response(status, body)
-        stored = await legacy_response(conn, legacy_user, key) if legacy_user is not None else None
-        if stored is None:
-            stored = await claim(conn, scope, key, fingerprint(operation, params))
-        if stored is not None:
-            return json_response(stored[0], stored[1], replayed=True)
-        status, body = await work(conn)
-        await remember(conn, scope, key, status, body)
-        return json_response(status, body)
+    The header key is checked when the dependency is resolved; `with_body_key` adds the old clients'
+    `idempotencyKey` body field, used when the header has none."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, scope: str, request: Request[Any, Any, Any], body_key: str | None = None
+    ) -> None:
+        self.pool = pool
+        self.scope = scope
+        self.request = request
+        self.key = key_from(request, body_key)
+
+    def with_body_key(self, body_key: str | None) -> Idempotent:
+        return Idempotent(self.pool, self.scope, self.request, body_key)
+
+    async def run(
+        self,
+        operation: str,
+        params: Any,
+        work: Callable[[Conn], Awaitable[S]],
+        *,
+        status: int = 200,
+        legacy_user: str | None = None,
+        one_statement: bool = False,
+    ) -> Response[S]:
+        """Run `work` in one transaction; with a key, at most once per (scope, key).
+
+        `params` (without the key) tell a repeat from a reuse of the key for another request.
+        `legacy_user`: also replay a key the old service executed for this user (carried over by
+        migration 0007). `one_statement`: `work` writes with a single statement (atomic by itself), so
+        without a key it needs no explicit transaction: that saves the BEGIN and COMMIT round trips.
+        """
+        key = self.key
+        if key is None and one_statement:
+            async with self.pool.acquire() as conn:
+                return answer(status, await work(conn))
+        async with self.pool.acquire() as conn, conn.transaction():
+            if key is None:
+                return answer(status, await work(conn))
+            stored = await legacy_response(conn, legacy_user, key) if legacy_user is not None else None
+            if stored is None:
+                stored = await claim(conn, self.scope, key, fingerprint(operation, params))
+            if stored is not None:
+                return replay(*stored)
+            body = await work(conn)
+            await remember(conn, self.scope, key, status, body)
+            return answer(status, body)
+
+
+def answer(status: int, body: S) -> Response[S]:
+    return Response(body, status_code=status, media_type=MediaType.JSON)
 
 
 async def claim(conn: Conn, scope: str, key: str, request_hash: str) -> tuple[int, Any] | None:

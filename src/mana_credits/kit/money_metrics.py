@@ -27,24 +27,28 @@ WEBHOOK_LAG = Histogram(
     buckets=(1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 24 * 3600, 3 * 24 * 3600),
 )
 JOB_LAST_SUCCESS = Gauge(
-    "mana_credits_job_last_success_timestamp_seconds", "Last successful run per job", ["job"],
+    "mana_credits_job_last_success_timestamp_seconds",
+    "Last successful run per job",
+    ["job"],
     multiprocess_mode="livemax",
-)  # fmt: skip
+)
 JOB_FAILURES = Counter("mana_credits_job_failures", "Failed job runs", ["job"])
 HOLDS_OPEN = Gauge("mana_credits_holds_open", "Open holds", multiprocess_mode="livemax")
 OUTBOX_BACKLOG = Gauge(
     "mana_credits_outbox_backlog", "Emails waiting for delivery", multiprocess_mode="livemax"
 )
 OUTBOX_OLDEST = Gauge(
-    "mana_credits_outbox_oldest_timestamp_seconds", "Creation time of the oldest undelivered email "
-    "(0: none)", multiprocess_mode="livemax",
-)  # fmt: skip
+    "mana_credits_outbox_oldest_timestamp_seconds",
+    "Creation time of the oldest undelivered email (0: none)",
+    multiprocess_mode="livemax",
+)
 POOL_IN_USE = Gauge("mana_credits_db_pool_in_use", "Connections checked out", multiprocess_mode="livesum")
 POOL_SIZE = Gauge("mana_credits_db_pool_size", "Connections open", multiprocess_mode="livesum")
 AUDIT_OFFENDERS = Gauge(
-    "mana_credits_audit_offenders", "Users violating the ledger invariant at the last audit",
+    "mana_credits_audit_offenders",
+    "Users violating the ledger invariant at the last audit",
     multiprocess_mode="livemax",
-)  # fmt: skip
+)
 AUDIT_LAST_RUN = Gauge(
     "mana_credits_audit_last_run_timestamp_seconds",
     "When the last audit finished",

@@ -113,8 +113,11 @@ class Notifier:
         log.log(
             logging.WARNING if retry_at is not PARKED else logging.ERROR,
             "notification %s not delivered (try %s%s): %s",
-            row.external_id, tries, ", parked" if retry_at is PARKED else "", error,
-        )  # fmt: skip
+            row.external_id,
+            tries,
+            ", parked" if retry_at is PARKED else "",
+            error,
+        )
         await repository.mark_failed(conn, row.id, retry_at, error)
         result.failed += 1
 

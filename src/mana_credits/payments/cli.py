@@ -29,9 +29,14 @@ def list_packages(
         table.add_column(column, justify="right" if column in {"credits", "price", "order"} else "left")
     for package in packages:
         table.add_row(
-            str(package.id), package.name, str(package.credits), _euros(package.price_euro_cents),
-            "yes" if package.active else "no", str(package.sort_order), package.description or "",
-        )  # fmt: skip
+            str(package.id),
+            package.name,
+            str(package.credits),
+            _euros(package.price_euro_cents),
+            "yes" if package.active else "no",
+            str(package.sort_order),
+            package.description or "",
+        )
     console.print(table)
 
 
@@ -46,10 +51,14 @@ def add(
     """Add a package (active at once)."""
     package: Package | None = with_connection(
         lambda conn: repository.add_package(
-            conn, name=name, credits=credits, price_euro_cents=price, description=description,
+            conn,
+            name=name,
+            credits=credits,
+            price_euro_cents=price,
+            description=description,
             sort_order=sort_order,
         )
-    )  # fmt: skip
+    )
     if package is None:
         console.print(f"[red]a package named {name!r} already exists[/red]")
         raise typer.Exit(1)

@@ -9,12 +9,15 @@ from litestar import Request, Response, Router, get, post
 from mana_credits.auth.dependencies import USER
 from mana_credits.auth.models import AuthUser
 from mana_credits.context import AppContext
-from mana_credits.kit import idempotency, money_metrics
+from mana_credits.db.pool import Conn
+from mana_credits.kit import money_metrics
 from mana_credits.kit.errors import NotFound
+from mana_credits.kit.idempotency import Idempotent
 from mana_credits.kit.validation import parse_uuid
 from mana_credits.payments import repository, service, webhooks
 from mana_credits.payments.errors import InvalidSignature, PaymentsUnavailable
-from mana_credits.payments.models import Package, Purchase, PurchaseRequest
+from mana_credits.payments.models import Package, Purchase, PurchaseRequest, PurchaseStarted, Received
+from mana_credits.payments.stripe_client import gateway
 
 
 @get("/packages")
@@ -40,15 +43,23 @@ async def my_purchase(ctx: AppContext, user: AuthUser, purchase_id: str) -> Purc
 
 @post("/purchase", status_code=200)
 async def purchase(
-    ctx: AppContext, user: AuthUser, data: PurchaseRequest, request: Request[Any, Any, Any]
-) -> Response[Any]:
-    return await service.start_purchase(ctx, user, data, idempotency.key_from(request))
+    ctx: AppContext, user: AuthUser, data: PurchaseRequest, idem: Idempotent
+) -> Response[PurchaseStarted]:
+    stripe = gateway(ctx)
+    package = await service.purchasable(ctx, data)
+    async with stripe.purchase_slots:
+        customer_id = await service.customer_for(ctx, stripe, user)
+
+        async def work(conn: Conn) -> PurchaseStarted:
+            return await service.open_purchase(conn, stripe, user, package, customer_id, data)
+
+        return await idem.run("payments.purchase", data, work)
 
 
 # Stripe's events are far below this (a checkout session with 50 metadata keys of 500 characters is ~35 KB),
 # but they are Stripe's to size: refusing one would lose a payment.
 @post("/stripe", status_code=200, request_max_body_size=1024 * 1024)
-async def stripe_webhook(ctx: AppContext, request: Request[Any, Any, Any]) -> dict[str, bool]:
+async def stripe_webhook(ctx: AppContext, request: Request[Any, Any, Any]) -> Received:
     secret = ctx.settings.STRIPE_WEBHOOK_SECRET
     if not request.headers.get("stripe-signature"):
         raise InvalidSignature()  # not from Stripe, whatever this server's configuration
@@ -69,7 +80,7 @@ async def stripe_webhook(ctx: AppContext, request: Request[Any, Any, Any]) -> di
         money_metrics.WEBHOOK_EVENTS.labels(event.type, "failed").inc()
         raise
     money_metrics.WEBHOOK_EVENTS.labels(event.type, "processed" if fresh else "duplicate").inc()
-    return {"received": True}
+    return Received(received=True)
 
 
 routes = [

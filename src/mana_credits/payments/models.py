@@ -71,3 +71,20 @@ class PurchaseRequest(msgspec.Struct, rename="camel", kw_only=True):
     # With successUrl the purchase is paid through a Stripe Checkout Session (`checkoutUrl`).
     success_url: Url | None = None
     cancel_url: Url | None = None
+
+
+class PurchaseStarted(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    purchase_id: UUID
+    # Null with Checkout: the session makes its own PaymentIntent, and a second payable object for the same
+    # purchase could be paid twice.
+    client_secret: str | None
+    amount: int
+    credits: int
+    # Only with Checkout (absent, not null, without it).
+    checkout_url: str | None = None
+
+
+class Received(msgspec.Struct):
+    """The webhook's answer to Stripe."""
+
+    received: bool

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 from uuid import UUID
-
-from litestar import Response
 
 from mana_credits import ledger
 from mana_credits.auth.models import AuthUser
 from mana_credits.context import AppContext
 from mana_credits.db.pool import Conn
-from mana_credits.kit import idempotency
 from mana_credits.kit.errors import NotFound
 from mana_credits.kit.validation import parse_uuid
 from mana_credits.ledger.models import TxType
 from mana_credits.payments import repository, return_urls
-from mana_credits.payments.models import Package, Purchase, PurchaseRequest, PurchaseReturns
-from mana_credits.payments.stripe_client import CURRENCY, StripeGateway, gateway
+from mana_credits.payments.models import Package, Purchase, PurchaseRequest, PurchaseReturns, PurchaseStarted
+from mana_credits.payments.stripe_client import CURRENCY, StripeGateway
 
 log = logging.getLogger("mana_credits.payments")
 
@@ -36,15 +32,8 @@ async def customer_for(ctx: AppContext, stripe: StripeGateway, user: AuthUser) -
         return customer_id
 
 
-async def start_purchase(
-    ctx: AppContext, user: AuthUser, data: PurchaseRequest, key: str | None
-) -> Response[Any]:
-    """A pending purchase plus its PaymentIntent (or Checkout Session), committed together.
-
-    The purchase row commits only after Stripe answered: when Stripe fails (502) nothing is left that a
-    later event could credit, and the payer never saw a secret or URL to pay with.
-    """
-    stripe = gateway(ctx)
+async def purchasable(ctx: AppContext, data: PurchaseRequest) -> Package:
+    """The active package a purchase request names, after checking its return URLs."""
     package_id = parse_uuid(data.package_id, "packageId")
     allowed = return_urls.allowed_origins(ctx.settings)
     return_urls.check(data.success_url, "successUrl", allowed)
@@ -53,15 +42,7 @@ async def start_purchase(
         package = await repository.active_package(conn, package_id)
     if package is None:
         raise NotFound("Package not found")
-
-    async def work(conn: Conn) -> tuple[int, Any]:
-        return 200, await _open_purchase(conn, stripe, user, package, customer_id, data)
-
-    async with stripe.purchase_slots:
-        customer_id = await customer_for(ctx, stripe, user)
-        return await idempotency.run_idempotent(
-            ctx.pool, scope=f"user:{user.id}", key=key, operation="payments.purchase", params=data, work=work
-        )
+    return package
 
 
 def _with_id(url: str, purchase_id: UUID) -> str:
@@ -69,35 +50,46 @@ def _with_id(url: str, purchase_id: UUID) -> str:
     return url.replace("{PURCHASE_ID}", str(purchase_id))
 
 
-async def _open_purchase(
-    conn: Conn, stripe: StripeGateway, user: AuthUser, package: Package, customer_id: str,
+async def open_purchase(
+    conn: Conn,
+    stripe: StripeGateway,
+    user: AuthUser,
+    package: Package,
+    customer_id: str,
     data: PurchaseRequest,
-) -> dict[str, Any]:  # fmt: skip
+) -> PurchaseStarted:
+    """A pending purchase plus its PaymentIntent (or Checkout Session), in the caller's transaction.
+
+    The purchase row commits only after Stripe answered: when Stripe fails (502) nothing is left that a
+    later event could credit, and the payer never saw a secret or URL to pay with.
+    """
     purchase = await repository.insert_purchase(conn, user.id, package, customer_id)
     metadata = {"userId": user.id, "packageId": str(package.id), "purchaseId": str(purchase.id)}
     if data.success_url:
         payment = await stripe.create_checkout_session(
-            purchase_id=purchase.id, amount=package.price_euro_cents, product_name=package.name,
-            customer_id=customer_id, metadata=metadata, success_url=_with_id(data.success_url, purchase.id),
+            purchase_id=purchase.id,
+            amount=package.price_euro_cents,
+            product_name=package.name,
+            customer_id=customer_id,
+            metadata=metadata,
+            success_url=_with_id(data.success_url, purchase.id),
             cancel_url=data.cancel_url and _with_id(data.cancel_url, purchase.id),
-        )  # fmt: skip
+        )
     else:
         payment = await stripe.create_payment_intent(
-            purchase_id=purchase.id, amount=package.price_euro_cents, customer_id=customer_id,
+            purchase_id=purchase.id,
+            amount=package.price_euro_cents,
+            customer_id=customer_id,
             metadata=metadata,
-        )  # fmt: skip
+        )
     await repository.attach_payment(conn, purchase.id, payment.payment_intent_id, payment.checkout_session_id)
-    body: dict[str, Any] = {
-        "purchaseId": str(purchase.id),
-        # Null with Checkout: the session makes its own PaymentIntent, and a second payable object
-        # for the same purchase could be paid twice.
-        "clientSecret": payment.client_secret,
-        "amount": package.price_euro_cents,
-        "credits": package.credits,
-    }
-    if payment.checkout_url:
-        body["checkoutUrl"] = payment.checkout_url
-    return body
+    return PurchaseStarted(
+        purchase_id=purchase.id,
+        client_secret=payment.client_secret,
+        amount=package.price_euro_cents,
+        credits=package.credits,
+        checkout_url=payment.checkout_url or None,
+    )
 
 
 async def credit(

@@ -8,7 +8,7 @@ import hashlib
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 import typer
@@ -51,8 +51,9 @@ def show(user_id: str = typer.Argument(..., help="the user's id (JWT sub)")) -> 
         console.print(
             f"[bold]{user_id}[/bold]  balance {balance.balance}  reserved {balance.reserved}  "
             f"earned {balance.total_earned}  spent {balance.total_spent}",
-            soft_wrap=True, highlight=False,
-        )  # fmt: skip
+            soft_wrap=True,
+            highlight=False,
+        )
     sync = found.sync
     sync_line = "never activated"
     if sync is not None:
@@ -74,31 +75,30 @@ def grant(
     ),
 ) -> None:
     """Grant credits through the ledger, once per reference: the same command again changes nothing."""
-    from mana_credits.credits.grants import grant_once
+    from mana_credits.credits.schemas import GrantResult
+    from mana_credits.credits.service import grant_once
 
     reference = (
         reference or "cli-" + hashlib.sha256(f"{user_id}\0{amount}\0{reason}".encode()).hexdigest()[:24]
     )
 
-    async def run(conn: Conn) -> tuple[dict[str, Any], bool]:
+    async def run(conn: Conn) -> tuple[GrantResult, bool]:
         async with conn.transaction():
             return await grant_once(
-                conn, user_id=user_id, amount=amount, reason=reason, reference_id=reference,
-                app_id=SUPPORT_APP_ID, description=reason,
-            )  # fmt: skip
+                conn,
+                user_id=user_id,
+                amount=amount,
+                reason=reason,
+                reference_id=reference,
+                app_id=SUPPORT_APP_ID,
+                description=reason,
+            )
 
-    body, replayed = with_connection(run)
-    if replayed:
-        console.print(
-            f"[yellow]already granted[/yellow] (reference {reference}); balance {body['newBalance']}",
-            soft_wrap=True, highlight=False,
-        )  # fmt: skip
-    else:
-        console.print(
-            f"[green]granted {amount}[/green] to {user_id} (reference {reference}); "
-            f"balance {body['newBalance']}",
-            soft_wrap=True, highlight=False,
-        )  # fmt: skip
+    result, replayed = with_connection(run)
+    done = "[yellow]already granted[/yellow]" if replayed else f"[green]granted {amount}[/green] to {user_id}"
+    console.print(
+        f"{done} (reference {reference}); balance {result.new_balance}", soft_wrap=True, highlight=False
+    )
 
 
 def decisions(offender: Offender) -> list[str]:

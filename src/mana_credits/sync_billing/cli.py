@@ -64,16 +64,22 @@ async def _run(
         with Progress(*columns, console=console, transient=not sys.stderr.isatty()) as progress:
             task = progress.add_task("renewing subscriptions", total=due)
             renewed = await service.charge_recurring(
-                pool, now, resume=service.resume_url(settings.WEB_APP_URL), batch=batch,
+                pool,
+                now,
+                resume=service.resume_url(settings.WEB_APP_URL),
+                batch=batch,
                 progress=lambda count: progress.advance(task, count),
-            )  # fmt: skip
+            )
         if not notify:
             return renewed, None
         async with httpx.AsyncClient() as http:
             notifier = Notifier(
-                pool=pool, http=http, clock=clock, notify_url=settings.MANA_NOTIFY_URL,
+                pool=pool,
+                http=http,
+                clock=clock,
+                notify_url=settings.MANA_NOTIFY_URL,
                 service_key=settings.MANA_SERVICE_KEY,
-            )  # fmt: skip
+            )
             return renewed, await notifier.deliver_due()
     finally:
         await pool.close()

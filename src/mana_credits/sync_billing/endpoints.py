@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
-from litestar import Request, Response, Router, delete, get, post
+from litestar import Response, Router, delete, get, post
 from litestar.types import ControllerRouterHandler
 
 from mana_credits.auth.dependencies import ADMIN, CALLER, USER
 from mana_credits.auth.models import AuthUser, ServiceCaller
 from mana_credits.context import AppContext
-from mana_credits.kit import idempotency
+from mana_credits.db.pool import Conn
+from mana_credits.kit.idempotency import Idempotent
 from mana_credits.kit.validation import UserIdParam
 from mana_credits.sync_billing import service
-from mana_credits.sync_billing.schemas import Activate, AdminSyncStatus, ChangeInterval, SyncStatus
-
-
-async def _write(
-    ctx: AppContext, request: Request[Any, Any, Any], user: AuthUser, operation: str, params: Any,
-    body_key: str | None, act: Any,
-) -> Response[Any]:  # fmt: skip
-    async def work(conn: Any) -> tuple[int, Any]:
-        return 200, await act(conn)
-
-    return await idempotency.run_idempotent(
-        ctx.pool, scope=f"user:{user.id}", key=idempotency.key_from(request, body_key),
-        operation=operation, params=params, work=work,
-    )  # fmt: skip
-
+from mana_credits.sync_billing.schemas import (
+    Activate,
+    ActivateResult,
+    AdminSyncChange,
+    AdminSyncStatus,
+    ChangeInterval,
+    ChangeIntervalResult,
+    DeactivateResult,
+    RenewalResult,
+    SyncStatus,
+)
 
 # ---- personal (JWT) ----
 
@@ -41,36 +36,38 @@ async def my_status(ctx: AppContext, user: AuthUser) -> SyncStatus:
 
 @post("/activate", status_code=200)
 async def activate(
-    ctx: AppContext, user: AuthUser, request: Request[Any, Any, Any], data: Activate | None = None
-) -> Response[Any]:
+    ctx: AppContext, user: AuthUser, idem: Idempotent, data: Activate | None = None
+) -> Response[ActivateResult]:
     data = data or Activate()
+    idem = idem.with_body_key(data.idempotency_key)
 
-    async def act(conn: Any) -> Any:
+    async def work(conn: Conn) -> ActivateResult:
         return await service.activate(
             conn, user.id, interval=data.interval, email=user.email, now=ctx.clock.now()
         )
 
-    params = msgspec.structs.replace(data, idempotency_key=None)
-    return await _write(ctx, request, user, "sync.activate", params, data.idempotency_key, act)
+    return await idem.run("sync.activate", msgspec.structs.replace(data, idempotency_key=None), work)
 
 
 @post("/deactivate", status_code=200)
-async def deactivate(ctx: AppContext, user: AuthUser, request: Request[Any, Any, Any]) -> Response[Any]:
-    async def act(conn: Any) -> Any:
+async def deactivate(ctx: AppContext, user: AuthUser, idem: Idempotent) -> Response[DeactivateResult]:
+    async def work(conn: Conn) -> DeactivateResult:
         return await service.deactivate(conn, user.id, now=ctx.clock.now())
 
-    return await _write(ctx, request, user, "sync.deactivate", None, None, act)
+    return await idem.run("sync.deactivate", None, work)
 
 
 @post("/change-interval", status_code=200)
 async def change_interval(
-    ctx: AppContext, user: AuthUser, data: ChangeInterval, request: Request[Any, Any, Any]
-) -> Response[Any]:
-    async def act(conn: Any) -> Any:
+    ctx: AppContext, user: AuthUser, data: ChangeInterval, idem: Idempotent
+) -> Response[ChangeIntervalResult]:
+    idem = idem.with_body_key(data.idempotency_key)
+
+    async def work(conn: Conn) -> ChangeIntervalResult:
         return await service.change_interval(conn, user.id, data.interval, now=ctx.clock.now())
 
     params = msgspec.structs.replace(data, idempotency_key=None)
-    return await _write(ctx, request, user, "sync.change-interval", params, data.idempotency_key, act)
+    return await idem.run("sync.change-interval", params, work)
 
 
 personal_routes = Router(
@@ -91,11 +88,9 @@ async def user_status(ctx: AppContext, caller: ServiceCaller, user_id: UserIdPar
 
 
 @post("/charge-recurring", status_code=200)
-async def charge_recurring(ctx: AppContext, caller: ServiceCaller) -> dict[str, int]:
-    result = await service.charge_recurring(
-        ctx.pool, ctx.clock.now(), resume=service.resume_url(ctx.settings.WEB_APP_URL)
-    )
-    return msgspec.structs.asdict(result)
+async def charge_recurring(ctx: AppContext, caller: ServiceCaller) -> RenewalResult:
+    resume = service.resume_url(ctx.settings.WEB_APP_URL)
+    return await service.charge_recurring(ctx.pool, ctx.clock.now(), resume=resume)
 
 
 internal_routes = Router(
@@ -117,22 +112,22 @@ async def admin_status(ctx: AppContext, admin: AuthUser, user_id: UserIdParam) -
 
 @post("/{user_id:str}/gift", status_code=200)
 async def gift(
-    ctx: AppContext, admin: AuthUser, user_id: UserIdParam, request: Request[Any, Any, Any]
-) -> Response[Any]:
-    async def act(conn: Any) -> Any:
+    ctx: AppContext, admin: AuthUser, user_id: UserIdParam, idem: Idempotent
+) -> Response[AdminSyncChange]:
+    async def work(conn: Conn) -> AdminSyncChange:
         return await service.gift(conn, user_id, admin_id=admin.id, now=ctx.clock.now())
 
-    return await _write(ctx, request, admin, "sync.gift", user_id, None, act)
+    return await idem.run("sync.gift", user_id, work)
 
 
 @delete("/{user_id:str}/gift", status_code=200)
 async def revoke_gift(
-    ctx: AppContext, admin: AuthUser, user_id: UserIdParam, request: Request[Any, Any, Any]
-) -> Response[Any]:
-    async def act(conn: Any) -> Any:
+    ctx: AppContext, admin: AuthUser, user_id: UserIdParam, idem: Idempotent
+) -> Response[AdminSyncChange]:
+    async def work(conn: Conn) -> AdminSyncChange:
         return await service.revoke_gift(conn, user_id, now=ctx.clock.now())
 
-    return await _write(ctx, request, admin, "sync.revoke-gift", user_id, None, act)
+    return await idem.run("sync.revoke-gift", user_id, work)
 
 
 admin_routes = Router(

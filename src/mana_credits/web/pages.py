@@ -85,9 +85,14 @@ def render(request: Request[Any, Any, Any], ctx: AppContext, template: str, **va
 @get("/app", include_in_schema=False)
 async def credits_page(request: Request[Any, Any, Any], ctx: AppContext) -> Response[str]:
     return render(
-        request, ctx, "credits.html", page="credits", title="credits_title",
-        tx_types=[t.value for t in TxType], cancelled=request.query_params.get("checkout") == "cancelled",
-    )  # fmt: skip
+        request,
+        ctx,
+        "credits.html",
+        page="credits",
+        title="credits_title",
+        tx_types=[t.value for t in TxType],
+        cancelled=request.query_params.get("checkout") == "cancelled",
+    )
 
 
 @get("/app/purchase/{purchase_id:str}", include_in_schema=False)
@@ -143,16 +148,24 @@ class DevSignIn(msgspec.Struct, rename="camel", kw_only=True):
     name: Annotated[str, msgspec.Meta(max_length=100)] | None = None
 
 
+class DevToken(msgspec.Struct):
+    token: str
+
+
 @post("/app/dev-token", status_code=200, include_in_schema=False)
-async def dev_token(ctx: AppContext, data: DevSignIn) -> dict[str, str]:
+async def dev_token(ctx: AppContext, data: DevSignIn) -> DevToken:
     """Development only (not routed otherwise): a token for anyone, signed by the local development key."""
     settings = ctx.settings
     key = devkey.load_or_create(settings.dev_key_path)
     token = devkey.mint(
-        key, user_id=data.user_id, issuer=settings.jwt_issuers[0], audience=settings.JWT_AUDIENCE,
-        email=data.email or None, name=data.name or None,
-    )  # fmt: skip
-    return {"token": token}
+        key,
+        user_id=data.user_id,
+        issuer=settings.jwt_issuers[0],
+        audience=settings.JWT_AUDIENCE,
+        email=data.email or None,
+        name=data.name or None,
+    )
+    return DevToken(token=token)
 
 
 def routes(settings: Settings) -> list[ControllerRouterHandler]:

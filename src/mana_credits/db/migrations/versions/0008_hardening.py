@@ -23,6 +23,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     execute_all(
-        ["ALTER TABLE credits.balances ALTER COLUMN total_earned TYPE integer, "
-         "ALTER COLUMN total_spent TYPE integer"]
-    )  # fmt: skip
+        [
+            "ALTER TABLE credits.balances ALTER COLUMN total_earned TYPE integer, "
+            "ALTER COLUMN total_spent TYPE integer"
+        ]
+    )
