@@ -142,7 +142,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         before_request=strict_json_body,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        middleware=[security_headers_middleware, request_id_middleware, metrics.http_middleware()],
+        middleware=[security_headers_middleware, request_id_middleware, metrics.http_middleware],
         # Read no further than this, answering 413 before parsing (the Stripe webhook allows more).
         request_max_body_size=MAX_BODY_BYTES,
         cors_config=CORSConfig(

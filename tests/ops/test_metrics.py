@@ -1,4 +1,4 @@
-"""Money metrics on GET /metrics, and JSON log lines that carry the request id and the calling app."""
+"""Money and HTTP metrics on GET /metrics, and JSON log lines with the request id and the calling app."""
 
 from __future__ import annotations
 
@@ -133,3 +133,26 @@ async def test_concurrent_debits_on_one_account_are_counted_once_each(
         before, "mana_credits_insufficient_credits_total", app="metrics-burst"
     )
     assert (debited, refused) == (100, 10)
+
+
+async def test_http_requests_counted_per_route_and_status(api: Api, client: httpx.AsyncClient) -> None:
+    path = "/api/v1/internal/credits/balance/{user_id}"  # the route's template: few series
+    route = {"method": "GET", "path": path, "app_name": "mana_credits"}
+    before = await scrape(client)
+    user = api.actor()
+    for _ in range(3):
+        ok = await client.get(f"/api/v1/internal/credits/balance/{user.id}", headers=service_headers())
+        assert ok.status_code == 200
+    refused = await client.get(f"/api/v1/internal/credits/balance/{user.id}")  # no service key
+    assert refused.status_code == 401
+    after = await scrape(client)
+
+    def grew(name: str, status: str) -> float:
+        labels = {**route, "status_code": status}
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("mana_credits_requests_total", "200") == 3
+    assert grew("mana_credits_requests_total", "401") == 1
+    assert grew("mana_credits_request_duration_seconds_count", "200") == 3
+    assert grew("mana_credits_requests_error_total", "401") == 0
+    assert value(after, "mana_credits_requests_in_progress", **{**route, "status_code": "200"}) == 0
