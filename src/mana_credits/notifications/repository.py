@@ -10,6 +10,7 @@ from uuid import UUID
 import msgspec
 
 from mana_credits.db.pool import Conn
+from mana_credits.kit.records import from_record
 
 
 class OutboxRow(msgspec.Struct, kw_only=True):
@@ -47,7 +48,7 @@ async def claim_due(conn: Conn, now: datetime, limit: int) -> list[OutboxRow]:
         now,
         limit,
     )
-    return [OutboxRow(**dict(row)) for row in rows]
+    return [from_record(OutboxRow, row) for row in rows]
 
 
 async def mark_delivered(conn: Conn, row_id: UUID, now: datetime) -> None:

@@ -9,6 +9,7 @@ import asyncpg
 import msgspec
 
 from mana_credits.db.pool import Conn
+from mana_credits.kit.records import from_record
 from mana_credits.sync_billing.periods import PRICES, SyncInterval
 
 # The idempotency scope that makes each renewal period chargeable once, whatever runs it.
@@ -41,9 +42,7 @@ class Subscription(msgspec.Struct, kw_only=True):
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Subscription:
-        values = dict(row)
-        values["interval"] = SyncInterval(values.pop("billing_interval"))
-        return cls(**values)
+        return from_record(cls, row, interval=SyncInterval(row["billing_interval"]))
 
     def in_paid_period(self, now: datetime) -> bool:
         """Paid and usable now: active, and a cancellation has not reached its period end yet."""
