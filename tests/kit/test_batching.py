@@ -62,3 +62,10 @@ async def test_a_caller_that_goes_away_leaves_the_others_their_answers() -> None
     assert await staying == 4
     with pytest.raises(asyncio.CancelledError):
         await leaving
+
+
+async def test_a_pile_of_callers_goes_out_in_batches_of_bounded_size() -> None:
+    doubler = Doubler()
+    batcher: Batcher[int, int] = Batcher(doubler.apply, max_batch=4)
+    assert await asyncio.gather(*[batcher.submit(n) for n in range(10)]) == [2 * n for n in range(10)]
+    assert doubler.batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]

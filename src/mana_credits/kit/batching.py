@@ -14,13 +14,18 @@ Result = TypeVar("Result")
 Apply = Callable[[list[Item]], Awaitable[list[Result | Exception]]]
 
 
+# Items a batch takes at most: one statement stays bounded when callers pile up (the rest go in the next).
+MAX_BATCH = 500
+
+
 class Batcher(Generic[Item, Result]):
     """One per process and purpose. With one batch in flight, each batch takes everything that queued while
-    the last one ran: batches stay large, and items are applied in arrival order."""
+    the last one ran (up to `max_batch`): batches stay large, and items are applied in arrival order."""
 
-    def __init__(self, apply: Apply[Item, Result], *, in_flight: int = 1) -> None:
+    def __init__(self, apply: Apply[Item, Result], *, in_flight: int = 1, max_batch: int = MAX_BATCH) -> None:
         self._apply = apply
         self._max_in_flight = in_flight
+        self._max_batch = max_batch
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -40,7 +45,7 @@ class Batcher(Generic[Item, Result]):
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self) -> None:
-        batch, self._queue = self._queue, []
+        batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
         try:
             if batch:
                 await self._answer(batch)
