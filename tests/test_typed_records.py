@@ -51,5 +51,5 @@ def test_the_walk_sees_records() -> None:
     """Guards the guard: the ledger's row helper and the struct constructors mention Records."""
     assert record_signatures(SRC / "ledger" / "repository.py")
     assert not checked(SRC / "ledger" / "repository.py")
-    assert "from_row" in (SRC / "payments" / "models.py").read_text()
+    assert "from_row" in (SRC / "payments" / "schemas.py").read_text()
     assert checked(SRC / "payments" / "repository.py")

@@ -11,7 +11,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from mana_credits.context import AppContext
 from mana_credits.kit import openapi
-from mana_credits.kit.errors import CreditsError
+from mana_credits.kit.errors import NotReady
 from mana_credits.payments import return_urls
 
 
@@ -23,12 +23,6 @@ class Health(msgspec.Struct):
 
 class Ready(msgspec.Struct):
     status: str
-
-
-class NotReady(CreditsError):
-    status = 503
-    code = "not_ready"
-    message = "Database unavailable"
 
 
 @get("/health", include_in_schema=False)

@@ -19,7 +19,7 @@ from mana_credits.db.pool import Conn, create_pool
 from mana_credits.gifts import service
 from mana_credits.gifts.schemas import CreateGift
 from mana_credits.ledger.audit import audit
-from mana_credits.ledger.models import TxType
+from mana_credits.ledger.schemas import TxType
 from tests.support import Actor, Api
 
 

@@ -19,7 +19,7 @@ from mana_credits.kit.errors import InsufficientCredits
 from mana_credits.ledger import TxType, take_back
 from mana_credits.ledger.audit import audit
 from mana_credits.ledger.coalesce import Coalescer, UsageDebit, apply_batch
-from mana_credits.ledger.models import Entry
+from mana_credits.ledger.schemas import Entry
 from tests.conftest import LiveServer
 from tests.support import SERVICE_KEY, Api
 

@@ -12,7 +12,7 @@ from mana_credits import ledger
 from mana_credits.context import AppContext
 from mana_credits.kit.errors import InsufficientCredits
 from mana_credits.ledger.audit import audit
-from mana_credits.ledger.models import TxType
+from mana_credits.ledger.schemas import TxType
 
 OPS = st.lists(
     st.tuples(st.sampled_from(["debit", "credit", "refund", "grant", "reversal", "hold", "release"]),

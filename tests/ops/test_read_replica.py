@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from mana_credits import ledger
 from mana_credits.app import create_app
 from mana_credits.db.pool import connect
-from mana_credits.ledger.models import TxType
+from mana_credits.ledger.schemas import TxType
 from tests.conftest import LiveServer, make_settings
 from tests.support import Api, JwksServer, service_headers
 

@@ -23,7 +23,7 @@ from mana_credits import ledger
 from mana_credits.credits import holds
 from mana_credits.db.pool import connect
 from mana_credits.ledger.audit import audit
-from mana_credits.ledger.models import TxType
+from mana_credits.ledger.schemas import TxType
 from tests.gifts.conftest import make_gift
 from tests.notifications.notify_stub import NotifyStub
 from tests.ops.test_image import free_port

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from mana_credits import ledger
 from mana_credits.credits import holds
 from mana_credits.db.pool import connect
-from mana_credits.ledger.models import TxType
+from mana_credits.ledger.schemas import TxType
 from tests.gifts.conftest import make_gift
 from tests.test_cli import CLI
 

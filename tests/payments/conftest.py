@@ -20,7 +20,7 @@ import stripe
 from mana_credits.app import create_app
 from mana_credits.kit.clock import Clock
 from mana_credits.payments import repository
-from mana_credits.payments.models import Package
+from mana_credits.payments.schemas import Package
 from tests.conftest import LiveServer, make_settings
 from tests.payments.stripe_fakes import WEBHOOK_SECRET, LocalStripe, StripeStub, event, payment_intent, sign
 from tests.support import Actor, Api, JwksServer

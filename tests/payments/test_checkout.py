@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from mana_credits.payments.models import Package
+from mana_credits.payments.schemas import Package
 from tests.payments.conftest import Instance
 from tests.payments.stripe_fakes import StripeStub, event
 from tests.support import Actor

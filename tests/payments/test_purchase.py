@@ -11,7 +11,7 @@ import pytest
 import stripe
 
 from mana_credits.ledger.audit import audit
-from mana_credits.payments.models import Package
+from mana_credits.payments.schemas import Package
 from tests.payments.conftest import Instance
 from tests.payments.stripe_fakes import StripeStub
 from tests.support import Api

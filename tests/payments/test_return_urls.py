@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import pytest
 
-from mana_credits.payments.models import Package
+from mana_credits.payments.schemas import Package
 from tests.payments.conftest import Instance
 
 MakePackage = Callable[..., Awaitable[Package]]

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from mana_credits.ledger.audit import audit
-from mana_credits.payments.models import Package
+from mana_credits.payments.schemas import Package
 from tests.payments.conftest import Instance
 from tests.payments.stripe_fakes import event
 from tests.support import Actor

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mana_credits import ledger
 from mana_credits.db.pool import create_pool
-from mana_credits.ledger.models import TxType
+from mana_credits.ledger.schemas import TxType
 
 CLI = Path(sys.executable).parent / "mana-credits"
 

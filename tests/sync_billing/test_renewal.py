@@ -12,7 +12,7 @@ from mana_credits import ledger
 from mana_credits.db.pool import create_pool
 from mana_credits.kit.clock import Clock
 from mana_credits.ledger.audit import audit
-from mana_credits.ledger.models import TxType
+from mana_credits.ledger.schemas import TxType
 from mana_credits.sync_billing import service
 from mana_credits.sync_billing.schemas import RenewalResult
 from tests.support import Api

@@ -10,7 +10,7 @@ from mana_credits import ledger
 from mana_credits.app import create_app
 from mana_credits.db.pool import create_pool
 from mana_credits.kit.clock import Clock
-from mana_credits.ledger.models import TxType
+from mana_credits.ledger.schemas import TxType
 from tests.conftest import LiveServer, make_settings
 from tests.support import JwksServer
 

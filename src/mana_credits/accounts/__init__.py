@@ -1,4 +1,6 @@
 """Accounts: what happens to a user's data when mana-auth deletes the account (bookkeeping-safe erasure).
 
-endpoints.py (the route), service.py (the order of steps), repository.py (the SQL outside the ledger).
+Layout, the same in every domain: endpoints.py HTTP only (routes, status, headers); service.py the rules;
+repository.py the SQL (only ledger/ moves credits); schemas.py wire types (bodies, answers); errors.py the
+domain's errors (shared ones: kit/errors.py); cli.py commands; tasks.py jobs; a big topic: its own module.
 """

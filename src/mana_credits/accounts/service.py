@@ -8,17 +8,10 @@ their sender as usual). Idempotent: a second call changes nothing and reports 0.
 
 from __future__ import annotations
 
-import msgspec
-
 from mana_credits import ledger
 from mana_credits.accounts import repository
+from mana_credits.accounts.schemas import Erased
 from mana_credits.db.pool import Conn
-
-
-class Erased(msgspec.Struct, rename="camel", kw_only=True):
-    success: bool
-    # Rows erased or anonymised (mana-auth adds it to its deletion report).
-    deleted_count: int
 
 
 async def erase(conn: Conn, user_id: str) -> Erased:

@@ -1,4 +1,17 @@
-"""Routes under /api/v1/credits (JWT) and /api/v1/internal/credits (service key)."""
+"""Routes under /api/v1/credits (JWT) and /api/v1/internal/credits (service key).
+
+Holds (internal reserve|commit|refund-reservation). Commit: `amount` defaults to the whole hold; `0` spends
+nothing and releases it (answer `transactionId: null`, reservation `refunded`); more than reserved is a 409
+`amount_exceeds_reservation`. A second resolution of the same hold is a 409 `reservation_resolved`, an
+unknown id 404, a malformed one 400. A commit after the expiry sweep released the hold still charges, from
+the balance (402 when it is short).
+
+Holds live 24 hours unless `ttlSeconds` says otherwise: mana-research reserves when a job is submitted and
+commits when a later poll sees it finished, which can be hours later.
+
+With a per-app key a caller resolves only its own reservations (others look like 404); with the shared
+key any caller may, as the reservation id is an unguessable UUID it was handed.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +26,23 @@ from mana_credits.accounts.endpoints import erase_account
 from mana_credits.auth.dependencies import CALLER, USER
 from mana_credits.auth.models import AuthUser, ServiceCaller
 from mana_credits.context import AppContext
-from mana_credits.credits import holds_endpoints, repository, service, usage
-from mana_credits.credits.operations import OPERATIONS, Operation
+from mana_credits.credits import holds, repository, service
+from mana_credits.credits.operations import OPERATIONS
 from mana_credits.credits.schemas import (
+    Commit,
+    CommitResult,
     GrantResult,
     InternalGrant,
     InternalInit,
     InternalRefund,
     InternalUseCredits,
+    Operation,
     RefundResult,
+    ReleaseReservation,
+    ReleaseResult,
+    Reservation,
+    Reserve,
+    Usage,
     UseCredits,
     UseResult,
 )
@@ -32,7 +53,7 @@ from mana_credits.kit.idempotency import Idempotent
 from mana_credits.kit.pagination import decode_cursor, encode_cursor
 from mana_credits.kit.validation import UserIdParam, parse_uuid
 from mana_credits.ledger.coalesce import Coalescer, UsageDebit
-from mana_credits.ledger.models import AccountSummary, Balance, BalanceRow, Transaction, TxType
+from mana_credits.ledger.schemas import AccountSummary, Balance, BalanceRow, Transaction, TxType
 
 _COALESCER = "ledger.coalescer"
 _BALANCE_READS = "ledger.balance_reads"
@@ -146,10 +167,17 @@ async def operations() -> list[Operation]:
     return OPERATIONS
 
 
+@get("/usage")
+async def my_usage(ctx: AppContext, user: AuthUser, days: int = Parameter(default=30, ge=1, le=366)) -> Usage:
+    """Credits used per day and app, for charts (the web dashboard draws it)."""
+    async with ctx.pool.acquire() as conn:
+        return await service.usage(conn, user.id, days=days, now=ctx.clock.now())
+
+
 personal_routes = Router(
     path="/api/v1/credits",
     dependencies=USER,
-    route_handlers=[my_balance, use_credits, my_transactions],
+    route_handlers=[my_balance, use_credits, my_transactions, my_usage],
     tags=["credits"],
 )
 public_routes = Router(path="/api/v1/credits", route_handlers=[operations], tags=["credits"])
@@ -212,6 +240,68 @@ async def internal_init(ctx: AppContext, caller: ServiceCaller, data: InternalIn
         return await ledger.init_balance(conn, data.user_id)
 
 
+# ---- holds (service key) ----
+
+
+def _owner(caller: ServiceCaller) -> str | None:
+    return caller.app_id if caller.per_app_key else None
+
+
+@post("/reserve", status_code=200)
+async def reserve(
+    ctx: AppContext, caller: ServiceCaller, data: Reserve, idem: Idempotent
+) -> Response[Reservation]:
+    async def work(conn: Conn) -> Reservation:
+        held = await holds.reserve(
+            conn,
+            user_id=data.user_id,
+            amount=data.amount,
+            reason=data.reason,
+            app_id=caller.app_or(holds.legacy_app_id(data.reason)),
+            ttl_seconds=data.ttl_seconds,
+            now=ctx.clock.now(),
+        )
+        return Reservation(
+            reservation_id=held.reservation_id, balance=held.balance, expires_at=held.expires_at
+        )
+
+    return await idem.run("credits.reserve", data, work)
+
+
+@post("/commit", status_code=200)
+async def commit(
+    ctx: AppContext, caller: ServiceCaller, data: Commit, idem: Idempotent
+) -> Response[CommitResult]:
+    reservation_id = parse_uuid(data.reservation_id, "reservationId")
+
+    async def work(conn: Conn) -> CommitResult:
+        done = await holds.commit(
+            conn,
+            reservation_id,
+            amount=data.amount,
+            description=data.description,
+            owner=_owner(caller),
+            now=ctx.clock.now(),
+            idempotency_key=idem.key,
+        )
+        return CommitResult(success=True, transaction_id=done.transaction_id)
+
+    return await idem.run("credits.commit", data, work)
+
+
+@post("/refund-reservation", status_code=200)
+async def refund_reservation(
+    ctx: AppContext, caller: ServiceCaller, data: ReleaseReservation, idem: Idempotent
+) -> Response[ReleaseResult]:
+    reservation_id = parse_uuid(data.reservation_id, "reservationId")
+
+    async def work(conn: Conn) -> ReleaseResult:
+        balance = await holds.release(conn, reservation_id, owner=_owner(caller), now=ctx.clock.now())
+        return ReleaseResult(success=True, balance=balance)
+
+    return await idem.run("credits.refund-reservation", data, work)
+
+
 internal_routes = Router(
     path="/api/v1/internal/credits",
     dependencies=CALLER,
@@ -222,8 +312,11 @@ internal_routes = Router(
         internal_refund,
         internal_grant,
         internal_init,
+        reserve,
+        commit,
+        refund_reservation,
     ],
     tags=["internal"],
 )
 
-routes = [personal_routes, public_routes, internal_routes, *holds_endpoints.routes, *usage.routes]
+routes = [personal_routes, public_routes, internal_routes]

@@ -23,23 +23,14 @@ import asyncpg
 
 from mana_credits import ledger
 from mana_credits.credits import repository
+from mana_credits.credits.errors import AmountExceedsReservation, ReservationResolved
 from mana_credits.db.pool import Conn
 from mana_credits.kit import money_metrics
-from mana_credits.kit.errors import Conflict, CreditsError, InsufficientCredits, NotFound
+from mana_credits.kit.errors import CreditsError, InsufficientCredits, NotFound
 
 SWEEP_BATCH = 500
 
 log = logging.getLogger("mana_credits.holds")
-
-
-class ReservationResolved(Conflict):
-    code = "reservation_resolved"
-    message = "Reservation is already committed or released"
-
-
-class AmountExceedsReservation(Conflict):
-    code = "amount_exceeds_reservation"
-    message = "Commit amount exceeds the reserved amount"
 
 
 @dataclass(frozen=True, slots=True)

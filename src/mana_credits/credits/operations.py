@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-import msgspec
-
-
-class Operation(msgspec.Struct, rename="camel", kw_only=True):
-    id: str
-    name: str
-    category: str
-    credits: int
-    unit: str | None = None
-
+from mana_credits.credits.schemas import Operation
 
 _AI = [
     ("chat_gpt4", "Chat GPT-4", 5),

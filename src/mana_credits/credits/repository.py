@@ -10,7 +10,7 @@ import msgspec
 from mana_credits.credits.schemas import UsageDay
 from mana_credits.db.pool import Conn
 from mana_credits.kit.records import from_record
-from mana_credits.ledger.models import Transaction
+from mana_credits.ledger.schemas import Transaction
 
 
 class ClaimedHold(msgspec.Struct, frozen=True, kw_only=True):

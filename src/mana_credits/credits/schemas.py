@@ -9,7 +9,7 @@ from uuid import UUID
 import msgspec
 
 from mana_credits.kit.validation import UserId
-from mana_credits.ledger.models import Entry, Transaction
+from mana_credits.ledger.schemas import Entry, Transaction
 
 Amount = Annotated[int, msgspec.Meta(gt=0, le=1_000_000_000)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
@@ -51,12 +51,31 @@ class InternalInit(msgspec.Struct, rename="camel", kw_only=True):
     user_id: UserId
 
 
-class UsageDay(msgspec.Struct, rename="camel", kw_only=True):
-    """Credits one app used on one day (GET /usage)."""
+# Holds: reserve, commit (0 spends nothing and releases the hold), release.
+DEFAULT_TTL_SECONDS = 86_400
+MAX_TTL_SECONDS = 7 * 86_400
 
-    date: date
-    app_id: str
-    credits: int
+Ttl = Annotated[int, msgspec.Meta(ge=1, le=MAX_TTL_SECONDS)]
+# 0 is allowed on commit: nothing is spent and the whole hold is released.
+CommitAmount = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
+ReservationId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class Reserve(msgspec.Struct, rename="camel", kw_only=True):
+    user_id: UserId
+    amount: Amount
+    reason: Text
+    ttl_seconds: Ttl = DEFAULT_TTL_SECONDS
+
+
+class Commit(msgspec.Struct, rename="camel", kw_only=True):
+    reservation_id: ReservationId
+    amount: CommitAmount | None = None
+    description: Text | None = None
+
+
+class ReleaseReservation(msgspec.Struct, rename="camel", kw_only=True):
+    reservation_id: ReservationId
 
 
 # ---- answers ----
@@ -110,3 +129,30 @@ class CommitResult(msgspec.Struct, rename="camel", kw_only=True):
 class ReleaseResult(msgspec.Struct, rename="camel", kw_only=True):
     success: bool
     balance: int
+
+
+class Operation(msgspec.Struct, rename="camel", kw_only=True):
+    id: str
+    name: str
+    category: str
+    credits: int
+    unit: str | None = None
+
+
+class UsageDay(msgspec.Struct, rename="camel", kw_only=True):
+    """Credits one app used on one day (GET /usage)."""
+
+    date: date
+    app_id: str
+    credits: int
+
+
+class Usage(msgspec.Struct, rename="camel", kw_only=True):
+    days: int
+    timezone: str
+    # First and last day of the window (both included).
+    start: date
+    end: date
+    total: int
+    # Only days and apps with usage; newest day last.
+    items: list[UsageDay]

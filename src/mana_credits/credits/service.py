@@ -1,18 +1,27 @@
-"""Credits rules: a refund returns at most what is left of its usage; a grant happens once per reference."""
+"""Credits rules: a refund returns at most what is left of its usage; a grant happens once per reference;
+usage per day for charts. Holds have their own module (holds.py)."""
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import msgspec
 
 from mana_credits import ledger
 from mana_credits.credits import repository
-from mana_credits.credits.schemas import GrantResult, InternalRefund, NewBalance, RefundResult
+from mana_credits.credits.schemas import (
+    GrantResult,
+    InternalRefund,
+    NewBalance,
+    RefundResult,
+    Usage,
+)
 from mana_credits.db.pool import Conn
 from mana_credits.kit import idempotency
 from mana_credits.kit.errors import Conflict, NotFound
-from mana_credits.ledger.models import TxType
+from mana_credits.ledger.schemas import TxType
 
 
 async def refund(
@@ -72,3 +81,19 @@ async def grant_once(
     )
     await idempotency.remember(conn, scope, reference_id, 200, result)
     return result, False
+
+
+# Usage days are calendar days in Europe/Berlin: `usage_stats` keeps one row per usage stamped with its
+# Berlin day (as the old service counted it), so no other zone can be told apart.
+USAGE_ZONE = "Europe/Berlin"
+
+
+async def usage(conn: Conn, user_id: str, *, days: int, now: datetime) -> Usage:
+    """Credits used per day and app over the last `days` days (today included), for charts."""
+    zone = ZoneInfo(USAGE_ZONE)
+    end = now.astimezone(zone).date()
+    start = end - timedelta(days=days - 1)
+    since = datetime.combine(start, time(), tzinfo=zone)
+    items = await repository.usage_per_day(conn, user_id, since=since, tz=USAGE_ZONE)
+    total = sum(item.credits for item in items)
+    return Usage(days=days, timezone=USAGE_ZONE, start=start, end=end, total=total, items=items)

@@ -12,7 +12,7 @@ from mana_credits.auth.models import AuthUser, ServiceCaller
 from mana_credits.context import AppContext
 from mana_credits.db.pool import Conn
 from mana_credits.gifts import codes, ratelimit, repository, service, tasks
-from mana_credits.gifts.errors import GiftNotFound
+from mana_credits.gifts.errors import GiftNotFound, Refused
 from mana_credits.gifts.schemas import (
     CancelResult,
     CreateGift,
@@ -120,7 +120,7 @@ async def redeem_gift(
         response = await idem.run("gifts.redeem", [normalized, body.source_app_id], work)
     except GiftNotFound:
         raise  # the attempt stays counted: it was a failed guess
-    except service.Refused as refused:
+    except Refused as refused:
         # Forgiven for the address, counted for the user: each refusal writes a row, so they are bounded.
         await ratelimit.forgive(ctx.pool, ticket[:-1])
         async with ctx.pool.acquire() as conn:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from mana_credits.kit.errors import Conflict, CreditsError, Forbidden, NotFound
 
 
@@ -40,3 +42,13 @@ class GiftOwn(CreditsError):
 class GiftNotCancellable(Conflict):
     code = "gift_not_cancellable"
     message = "Only an active gift can be cancelled"
+
+
+class Refused(Exception):
+    """A redeem of an existing gift that may not happen: the error to answer and the status to record."""
+
+    def __init__(self, error: CreditsError, gift_id: UUID, redemption_status: str) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.gift_id = gift_id
+        self.redemption_status = redemption_status

@@ -23,6 +23,7 @@ from mana_credits.gifts.errors import (
     GiftNotFound,
     GiftOwn,
     GiftWrongRecipient,
+    Refused,
 )
 from mana_credits.gifts.schemas import (
     CancelResult,
@@ -37,9 +38,9 @@ from mana_credits.gifts.schemas import (
     effective_status,
     short_url,
 )
-from mana_credits.kit.errors import CreditsError, ValidationFailed
+from mana_credits.kit.errors import ValidationFailed
 from mana_credits.kit.validation import EMAIL
-from mana_credits.ledger.models import TxType
+from mana_credits.ledger.schemas import TxType
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +50,6 @@ CODE_ATTEMPTS = 5
 SWEEP_BATCH = 200
 
 _EMAIL = re.compile(EMAIL)
-
-
-class Refused(Exception):
-    """A redeem of an existing gift that may not happen: the error to answer and the status to record."""
-
-    def __init__(self, error: CreditsError, gift_id: UUID, redemption_status: str) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.gift_id = gift_id
-        self.redemption_status = redemption_status
 
 
 def _invalid(field: str, message: str) -> ValidationFailed:

@@ -80,6 +80,14 @@ class TooManyRequests(CreditsError):
         self.retry_after = retry_after
 
 
+class NotReady(CreditsError):
+    """/ready: the database does not answer."""
+
+    status = 503
+    code = "not_ready"
+    message = "Database unavailable"
+
+
 def envelope(status: int, message: str, code: str, details: Any = None) -> dict[str, Any]:
     body: dict[str, Any] = {"statusCode": status, "message": message, "code": code}
     if details is not None:

@@ -11,8 +11,8 @@ import msgspec
 
 from mana_credits.db.pool import Conn
 from mana_credits.kit import money_metrics
-from mana_credits.ledger.models import TxType
 from mana_credits.ledger.repository import USAGE_DAY
+from mana_credits.ledger.schemas import TxType
 
 _DEBIT_MANY = (
     """

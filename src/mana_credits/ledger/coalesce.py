@@ -22,8 +22,8 @@ from mana_credits.db.pool import Conn
 from mana_credits.kit import money_metrics
 from mana_credits.kit.batching import Batcher
 from mana_credits.kit.errors import InsufficientCredits
-from mana_credits.ledger.models import Entry, Transaction
 from mana_credits.ledger.repository import USAGE_DAY
+from mana_credits.ledger.schemas import Entry, Transaction
 
 # seq: the debits with their place among their account's (k = 1, 2, ...) and a ledger id each.
 # cur: the balance rows, locked in user-id order. d: the decisions, one account step per recursion level,

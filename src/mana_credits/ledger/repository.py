@@ -15,7 +15,7 @@ import asyncpg
 from mana_credits.db.pool import Conn
 from mana_credits.kit import money_metrics
 from mana_credits.kit.errors import InsufficientCredits
-from mana_credits.ledger.models import AccountSummary, Balance, BalanceRow, Entry, Transaction, TxType
+from mana_credits.ledger.schemas import AccountSummary, Balance, BalanceRow, Entry, Transaction, TxType
 
 # Positive rows that give back what was spent rather than earn anything (audit.py counts them the same way).
 RETURNS = (TxType.REFUND, TxType.EXPIRY)

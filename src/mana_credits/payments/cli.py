@@ -8,7 +8,7 @@ from rich.table import Table
 
 from mana_credits.kit.cli import with_connection
 from mana_credits.payments import repository
-from mana_credits.payments.models import Package
+from mana_credits.payments.schemas import Package
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()

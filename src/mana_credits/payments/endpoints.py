@@ -16,7 +16,7 @@ from mana_credits.kit.idempotency import Idempotent
 from mana_credits.kit.validation import parse_uuid
 from mana_credits.payments import repository, service, webhooks
 from mana_credits.payments.errors import InvalidSignature, PaymentsUnavailable
-from mana_credits.payments.models import Package, Purchase, PurchaseRequest, PurchaseStarted, Received
+from mana_credits.payments.schemas import Package, Purchase, PurchaseRequest, PurchaseStarted, Received
 from mana_credits.payments.stripe_client import gateway
 
 

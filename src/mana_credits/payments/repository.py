@@ -8,7 +8,7 @@ from uuid import UUID
 from mana_credits.db import locks
 from mana_credits.db.pool import Conn, rows_changed
 from mana_credits.kit.records import from_record
-from mana_credits.payments.models import Package, Purchase, PurchaseReturns
+from mana_credits.payments.schemas import Package, Purchase, PurchaseReturns
 
 # The default set shipped with the service (SPEC §8); operators edit packages as data afterwards.
 DEFAULT_PACKAGES = [

@@ -11,9 +11,9 @@ from mana_credits.context import AppContext
 from mana_credits.db.pool import Conn
 from mana_credits.kit.errors import NotFound
 from mana_credits.kit.validation import parse_uuid
-from mana_credits.ledger.models import TxType
+from mana_credits.ledger.schemas import TxType
 from mana_credits.payments import repository, return_urls
-from mana_credits.payments.models import Package, Purchase, PurchaseRequest, PurchaseReturns, PurchaseStarted
+from mana_credits.payments.schemas import Package, Purchase, PurchaseRequest, PurchaseReturns, PurchaseStarted
 from mana_credits.payments.stripe_client import CURRENCY, StripeGateway
 
 log = logging.getLogger("mana_credits.payments")

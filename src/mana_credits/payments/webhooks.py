@@ -20,7 +20,7 @@ from mana_credits.db.pool import Conn
 from mana_credits.kit.errors import ValidationFailed
 from mana_credits.payments import repository, service
 from mana_credits.payments.errors import InvalidSignature
-from mana_credits.payments.models import Purchase
+from mana_credits.payments.schemas import Purchase
 
 log = logging.getLogger("mana_credits.payments.webhooks")
 

@@ -1,4 +1,4 @@
-"""Read-only SQL for the support commands (grants go through the ledger, in credits.grants)."""
+"""Read-only SQL for the support commands (grants go through the ledger, in credits.service)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import msgspec
 
 from mana_credits.db.pool import Conn
 from mana_credits.kit.records import from_record
-from mana_credits.ledger.models import BalanceRow
+from mana_credits.ledger.schemas import BalanceRow
 from mana_credits.notifications.service import PARKED
 from mana_credits.sync_billing import repository as sync_repository
 from mana_credits.sync_billing.repository import Subscription

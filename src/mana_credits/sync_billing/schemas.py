@@ -7,7 +7,6 @@ from typing import Annotated
 
 import msgspec
 
-from mana_credits.kit.errors import Conflict
 from mana_credits.sync_billing.periods import SyncInterval
 
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
@@ -86,23 +85,3 @@ class RenewalResult(msgspec.Struct, rename="camel", kw_only=True):
         self.errors += other.errors
         self.total += other.total
         self.deactivated += other.deactivated
-
-
-class SyncAlreadyActive(Conflict):
-    code = "sync_already_active"
-    message = "Cloud Sync is already active"
-
-
-class SyncNotActive(Conflict):
-    code = "sync_not_active"
-    message = "Cloud Sync is not active"
-
-
-class SyncGifted(Conflict):
-    code = "sync_gifted"
-    message = "Cloud Sync is gifted to this user; there is nothing to pay or cancel"
-
-
-class SyncNotGifted(Conflict):
-    code = "sync_not_gifted"
-    message = "Cloud Sync is not gifted to this user"

@@ -15,10 +15,11 @@ import msgspec
 from mana_credits import ledger
 from mana_credits.db.pool import Conn
 from mana_credits.ledger import DebitItem, debit_many
-from mana_credits.ledger.models import TxType
+from mana_credits.ledger.schemas import TxType
 from mana_credits.notifications import repository as outbox
 from mana_credits.notifications.service import sync_paused
 from mana_credits.sync_billing import repository as repo
+from mana_credits.sync_billing.errors import SyncAlreadyActive, SyncGifted, SyncNotActive, SyncNotGifted
 from mana_credits.sync_billing.periods import PRICES, SyncInterval, first_period, renewal_period
 from mana_credits.sync_billing.repository import Subscription
 from mana_credits.sync_billing.schemas import (
@@ -28,10 +29,6 @@ from mana_credits.sync_billing.schemas import (
     ChangeIntervalResult,
     DeactivateResult,
     RenewalResult,
-    SyncAlreadyActive,
-    SyncGifted,
-    SyncNotActive,
-    SyncNotGifted,
     SyncStatus,
 )
 

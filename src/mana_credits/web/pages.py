@@ -22,7 +22,7 @@ from mana_credits.auth import devkey
 from mana_credits.config import Settings
 from mana_credits.context import AppContext
 from mana_credits.kit.errors import NotFound
-from mana_credits.ledger.models import TxType
+from mana_credits.ledger.schemas import TxType
 from mana_credits.sync_billing.periods import PRICES
 from mana_credits.web import i18n
 

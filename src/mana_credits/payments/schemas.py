@@ -1,3 +1,5 @@
+"""Wire types of payments: packages, purchases, the purchase request and its answers."""
+
 from __future__ import annotations
 
 from datetime import datetime
