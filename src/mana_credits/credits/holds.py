@@ -91,15 +91,27 @@ async def commit(
     if late:
         # The hold is gone: a plain debit, which raises InsufficientCredits (402) and rolls the claim back.
         entry = await ledger.debit(
-            conn, row.user_id, row.committed_amount, type=ledger.TxType.USAGE, app_id=app_id,
-            description=description or row.reason, metadata={**metadata, "lateCommit": True},
-            idempotency_key=idempotency_key, record_usage=True,
-        )  # fmt: skip
+            conn,
+            row.user_id,
+            row.committed_amount,
+            type=ledger.TxType.USAGE,
+            app_id=app_id,
+            description=description or row.reason,
+            metadata={**metadata, "lateCommit": True},
+            idempotency_key=idempotency_key,
+            record_usage=True,
+        )
     else:
         entry = await ledger.settle_hold(
-            conn, row.user_id, row.amount, row.committed_amount, app_id=app_id,
-            description=description or row.reason, metadata=metadata, idempotency_key=idempotency_key,
-        )  # fmt: skip
+            conn,
+            row.user_id,
+            row.amount,
+            row.committed_amount,
+            app_id=app_id,
+            description=description or row.reason,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
     await repository.link_transaction(conn, reservation_id, entry.transaction.id)
     return Committed(transaction_id=entry.transaction.id)
 

@@ -119,8 +119,13 @@ async def insert_reservation(
     reservation_id: UUID = await conn.fetchval(
         "INSERT INTO credits.reservations (user_id, amount, reason, app_id, expires_at, created_at) "
         "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        user_id, amount, reason, app_id, expires_at, now,
-    )  # fmt: skip
+        user_id,
+        amount,
+        reason,
+        app_id,
+        expires_at,
+        now,
+    )
     return reservation_id
 
 

@@ -45,9 +45,18 @@ async def insert_gift(
         ON CONFLICT (code) DO NOTHING
         RETURNING *
         """,
-        gift_id, code, short_url, creator_id, creator_name, total_credits, type, target_email, message,
-        expires_at, transaction_id,
-    )  # fmt: skip
+        gift_id,
+        code,
+        short_url,
+        creator_id,
+        creator_name,
+        total_credits,
+        type,
+        target_email,
+        message,
+        expires_at,
+        transaction_id,
+    )
     return from_record(GiftRow, row) if row else None
 
 
@@ -170,8 +179,14 @@ async def insert_redemption(
            client_ip)
         VALUES ($1, $2, $3::public.gift_redemption_status, $4, $5, $6, $7)
         """,
-        gift_id, user_id, status, credits, transaction_id, source_app_id, client_ip,
-    )  # fmt: skip
+        gift_id,
+        user_id,
+        status,
+        credits,
+        transaction_id,
+        source_app_id,
+        client_ip,
+    )
 
 
 async def has_redeemed(conn: Conn, gift_id: UUID, user_id: str) -> bool:

@@ -69,27 +69,45 @@ def _target_email(data: CreateGift) -> str | None:
 
 
 async def create(
-    conn: Conn, *, user: AuthUser, data: CreateGift, base_url: str, code_length: int, now: datetime,
+    conn: Conn,
+    *,
+    user: AuthUser,
+    data: CreateGift,
+    base_url: str,
+    code_length: int,
+    now: datetime,
     idempotency_key: str | None,
-) -> Gift:  # fmt: skip
+) -> Gift:
     """Debit the creator and write the gift, in the caller's transaction."""
     target_email = _target_email(data)
     message = (data.message or "").strip() or None
     gift_id = uuid4()
     entry = await ledger.debit(
-        conn, user.id, data.total_credits, type=TxType.GIFT, app_id=APP_ID,
-        description=f"Gift of {data.total_credits} credits", metadata={"giftCodeId": str(gift_id)},
+        conn,
+        user.id,
+        data.total_credits,
+        type=TxType.GIFT,
+        app_id=APP_ID,
+        description=f"Gift of {data.total_credits} credits",
+        metadata={"giftCodeId": str(gift_id)},
         idempotency_key=idempotency_key,
-    )  # fmt: skip
+    )
     for _ in range(CODE_ATTEMPTS):
         code = codes.generate(code_length)
         row = await repository.insert_gift(
-            conn, gift_id=gift_id, code=code, short_url=short_url(base_url, code), creator_id=user.id,
+            conn,
+            gift_id=gift_id,
+            code=code,
+            short_url=short_url(base_url, code),
+            creator_id=user.id,
             creator_name=data.creator_name or display_name(user.name or user.email),
-            total_credits=data.total_credits, type=data.type.value,
-            target_email=target_email, message=message, expires_at=now + timedelta(days=data.expiration_days),
+            total_credits=data.total_credits,
+            type=data.type.value,
+            target_email=target_email,
+            message=message,
+            expires_at=now + timedelta(days=data.expiration_days),
             transaction_id=entry.transaction.id,
-        )  # fmt: skip
+        )
         if row is not None:
             return Gift.from_row(row, base_url=base_url, now=now)
     raise RuntimeError(f"no free gift code after {CODE_ATTEMPTS} draws")
@@ -119,9 +137,15 @@ def _refusal(gift: GiftRow, user: AuthUser, now: datetime, redeemed_by_user: boo
 
 
 async def redeem(
-    conn: Conn, *, code: str | None, user: AuthUser, now: datetime, source_app_id: str | None,
-    client_ip: str | None, idempotency_key: str | None,
-) -> RedeemResult:  # fmt: skip
+    conn: Conn,
+    *,
+    code: str | None,
+    user: AuthUser,
+    now: datetime,
+    source_app_id: str | None,
+    client_ip: str | None,
+    idempotency_key: str | None,
+) -> RedeemResult:
     """Claim the gift for `user` and credit them, or raise GiftNotFound / Refused."""
     email = codes.fold_email(user.email)
     gift = await repository.claim_for_redeem(conn, code, now, user.id, email) if code else None
@@ -141,30 +165,48 @@ async def redeem(
 
 
 async def _land(
-    conn: Conn, gift: GiftRow, user_id: str, source_app_id: str | None, client_ip: str | None,
+    conn: Conn,
+    gift: GiftRow,
+    user_id: str,
+    source_app_id: str | None,
+    client_ip: str | None,
     idempotency_key: str | None,
-) -> None:  # fmt: skip
+) -> None:
     """Credit a claimed gift to its redeemer and record the redemption."""
     sender = display_name(gift.creator_name) or "a friend"
     entry = await ledger.credit(
-        conn, user_id, gift.total_credits, type=TxType.GIFT, app_id=APP_ID,
+        conn,
+        user_id,
+        gift.total_credits,
+        type=TxType.GIFT,
+        app_id=APP_ID,
         description=f"Gift from {sender}",
         metadata={"giftCodeId": str(gift.id), "code": gift.code, "sourceAppId": source_app_id},
         idempotency_key=idempotency_key,
-    )  # fmt: skip
+    )
     await repository.insert_redemption(
-        conn, gift_id=gift.id, user_id=user_id, status="success", credits=gift.total_credits,
-        transaction_id=entry.transaction.id, source_app_id=source_app_id, client_ip=client_ip,
-    )  # fmt: skip
+        conn,
+        gift_id=gift.id,
+        user_id=user_id,
+        status="success",
+        credits=gift.total_credits,
+        transaction_id=entry.transaction.id,
+        source_app_id=source_app_id,
+        client_ip=client_ip,
+    )
 
 
 async def record_refusal(
     conn: Conn, refused: Refused, user_id: str, source_app_id: str | None, client_ip: str | None
 ) -> None:
     await repository.insert_redemption(
-        conn, gift_id=refused.gift_id, user_id=user_id, status=refused.redemption_status,
-        source_app_id=source_app_id, client_ip=client_ip,
-    )  # fmt: skip
+        conn,
+        gift_id=refused.gift_id,
+        user_id=user_id,
+        status=refused.redemption_status,
+        source_app_id=source_app_id,
+        client_ip=client_ip,
+    )
 
 
 async def redeem_pending(
@@ -202,10 +244,14 @@ async def cancel(conn: Conn, *, gift_id: UUID, user: AuthUser, now: datetime) ->
         raise GiftNotCancellable(_NOT_CANCELLABLE.get(status), details={"status": status.value})
     # A refund, as in the old service: a create/cancel cycle moves neither total.
     await ledger.credit(
-        conn, user.id, gift.total_credits, type=TxType.REFUND, app_id=APP_ID,
+        conn,
+        user.id,
+        gift.total_credits,
+        type=TxType.REFUND,
+        app_id=APP_ID,
         description="Gift cancelled: credits returned",
         metadata={"giftCodeId": str(gift.id), "code": gift.code},
-    )  # fmt: skip
+    )
     return CancelResult(success=True, refunded_credits=gift.total_credits)
 
 
@@ -223,10 +269,14 @@ async def expire_batch(conn: Conn, now: datetime, limit: int = SWEEP_BATCH) -> t
             async with conn.transaction():
                 await repository.mark_expired(conn, gift.id)
                 await ledger.credit(
-                    conn, gift.creator_id, gift.total_credits, type=TxType.EXPIRY, app_id=APP_ID,
+                    conn,
+                    gift.creator_id,
+                    gift.total_credits,
+                    type=TxType.EXPIRY,
+                    app_id=APP_ID,
                     description="Gift expired: credits returned",
                     metadata={"giftCodeId": str(gift.id), "code": gift.code},
-                )  # fmt: skip
+                )
         except asyncpg.PostgresError:
             log.exception("could not refund expired gift %s; leaving it for a later sweep", gift.id)
             continue

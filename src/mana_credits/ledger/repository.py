@@ -171,9 +171,16 @@ async def debit(
 ) -> Entry:
     """Take `amount` (> 0) from the balance, or raise InsufficientCredits and change nothing."""
     row = await conn.fetchrow(
-        _DEBIT, user_id, amount, record_usage, type.value, app_id, description, metadata,
+        _DEBIT,
+        user_id,
+        amount,
+        record_usage,
+        type.value,
+        app_id,
+        description,
+        metadata,
         idempotency_key,
-    )  # fmt: skip
+    )
     if row is None:
         money_metrics.INSUFFICIENT.labels(app_id).inc()
         raise await _insufficient(conn, user_id, amount)
@@ -218,9 +225,17 @@ async def credit(
     assert amount > 0
     earned, spent = (0, -amount) if type in RETURNS else (amount, 0)
     return await _apply(
-        conn, user_id, amount, earned, spent, type=type, app_id=app_id, description=description,
-        metadata=metadata, idempotency_key=idempotency_key,
-    )  # fmt: skip
+        conn,
+        user_id,
+        amount,
+        earned,
+        spent,
+        type=type,
+        app_id=app_id,
+        description=description,
+        metadata=metadata,
+        idempotency_key=idempotency_key,
+    )
 
 
 async def take_back(
@@ -236,9 +251,17 @@ async def take_back(
     """Remove `amount` (> 0) whatever the balance (Stripe refunds, disputes): it may go negative."""
     assert amount > 0
     return await _apply(
-        conn, user_id, -amount, -amount, 0, type=type, app_id=app_id, description=description,
-        metadata=metadata, idempotency_key=None,
-    )  # fmt: skip
+        conn,
+        user_id,
+        -amount,
+        -amount,
+        0,
+        type=type,
+        app_id=app_id,
+        description=description,
+        metadata=metadata,
+        idempotency_key=None,
+    )
 
 
 async def hold(conn: Conn, user_id: str, amount: int) -> Balance:
@@ -316,8 +339,14 @@ async def settle_hold(
                b.total_spent AS new_total_spent
         FROM tx, b
         """,
-        user_id, used, held, app_id, description, metadata, idempotency_key,
-    )  # fmt: skip
+        user_id,
+        used,
+        held,
+        app_id,
+        description,
+        metadata,
+        idempotency_key,
+    )
     money_metrics.moved(-used, app_id, "usage")
     assert row is not None
     return _entry(row)

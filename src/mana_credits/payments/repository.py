@@ -245,8 +245,12 @@ async def record_return(
         ON CONFLICT (id) DO UPDATE SET amount = EXCLUDED.amount, status = EXCLUDED.status, updated_at = now()
         WHERE {_stage("EXCLUDED.status")} >= {_stage("cur.status")}
         """,
-        return_id, kind, payment_intent_id, amount, status,
-    )  # fmt: skip
+        return_id,
+        kind,
+        payment_intent_id,
+        amount,
+        status,
+    )
 
 
 async def record_returned_money(conn: Conn, purchase_id: UUID, refunded: int) -> PurchaseReturns:

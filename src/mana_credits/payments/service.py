@@ -93,15 +93,25 @@ async def open_purchase(
 
 
 async def credit(
-    conn: Conn, purchase: Purchase, *, paid: int, currency: str, payment_intent_id: str | None,
+    conn: Conn,
+    purchase: Purchase,
+    *,
+    paid: int,
+    currency: str,
+    payment_intent_id: str | None,
     event_id: str,
-) -> bool:  # fmt: skip
+) -> bool:
     """Credit the purchase once, and only when Stripe was paid its exact price in euro."""
     if currency.lower() != CURRENCY or paid != purchase.price_euro_cents:
         log.warning(
             "purchase %s not credited: paid %s %s, price %s %s (event %s)",
-            purchase.id, paid, currency, purchase.price_euro_cents, CURRENCY, event_id,
-        )  # fmt: skip
+            purchase.id,
+            paid,
+            currency,
+            purchase.price_euro_cents,
+            CURRENCY,
+            event_id,
+        )
         return False
     if payment_intent_id:
         await repository.lock_payment_intent(conn, payment_intent_id)
@@ -111,11 +121,18 @@ async def credit(
         return False
     name = (claimed.metadata or {}).get("packageName")
     await ledger.credit(
-        conn, claimed.user_id, claimed.credits, type=TxType.PURCHASE, app_id=APP_ID,
+        conn,
+        claimed.user_id,
+        claimed.credits,
+        type=TxType.PURCHASE,
+        app_id=APP_ID,
         description=f"Purchase of {claimed.credits} credits" + (f" ({name})" if name else ""),
-        metadata={"purchaseId": str(claimed.id), "paymentIntentId": claimed.stripe_payment_intent_id,
-                  "stripeEventId": event_id},
-    )  # fmt: skip
+        metadata={
+            "purchaseId": str(claimed.id),
+            "paymentIntentId": claimed.stripe_payment_intent_id,
+            "stripeEventId": event_id,
+        },
+    )
     # Money returned before the payment was recorded (on the purchase, or still unmatched for a Checkout
     # purchase's PaymentIntent): take its credits back now.
     intent = claimed.stripe_payment_intent_id
@@ -159,13 +176,22 @@ async def _reconcile(conn: Conn, row: PurchaseReturns, event_id: str) -> int:
     }  # fmt: skip
     if delta > 0:
         await ledger.take_back(
-            conn, row.user_id, delta, app_id=APP_ID, metadata=metadata,
+            conn,
+            row.user_id,
+            delta,
+            app_id=APP_ID,
+            metadata=metadata,
             description=f"Stripe refund/dispute: {delta} of {credits} purchased credits taken back",
-        )  # fmt: skip
+        )
     else:
         await ledger.credit(
-            conn, row.user_id, -delta, type=TxType.REVERSAL, app_id=APP_ID, metadata=metadata,
+            conn,
+            row.user_id,
+            -delta,
+            type=TxType.REVERSAL,
+            app_id=APP_ID,
+            metadata=metadata,
             description=f"Stripe dispute or refund undone: {-delta} purchased credits restored",
-        )  # fmt: skip
+        )
     log.info("purchase %s: %s credits reversed (event %s)", purchase_id, delta, event_id)
     return delta

@@ -120,13 +120,20 @@ def _uuid(value: str | None) -> UUID | None:
 
 
 async def _purchase(
-    conn: Conn, event: Event, metadata: dict[str, str], *, payment_intent: str | None = None,
-    checkout_session: str | None = None, reference: str | None = None,
-) -> Purchase | None:  # fmt: skip
+    conn: Conn,
+    event: Event,
+    metadata: dict[str, str],
+    *,
+    payment_intent: str | None = None,
+    checkout_session: str | None = None,
+    reference: str | None = None,
+) -> Purchase | None:
     purchase = await repository.find_purchase(
-        conn, payment_intent_id=payment_intent, checkout_session_id=checkout_session,
+        conn,
+        payment_intent_id=payment_intent,
+        checkout_session_id=checkout_session,
         purchase_id=_uuid(metadata.get("purchaseId") or reference),
-    )  # fmt: skip
+    )
     if purchase is None:
         log.info("%s %s: no purchase of ours", event.type, event.id)
         return None
@@ -158,9 +165,13 @@ async def _payment_intent(conn: Conn, event: Event, succeeded: bool) -> None:
 async def _checkout_session(conn: Conn, event: Event, succeeded: bool) -> None:
     session = _object(event, CheckoutSessionObject)
     purchase = await _purchase(
-        conn, event, session.metadata, payment_intent=session.payment_intent,
-        checkout_session=session.id, reference=session.client_reference_id,
-    )  # fmt: skip
+        conn,
+        event,
+        session.metadata,
+        payment_intent=session.payment_intent,
+        checkout_session=session.id,
+        reference=session.client_reference_id,
+    )
     if purchase is None:
         return
     if not succeeded:
@@ -170,9 +181,13 @@ async def _checkout_session(conn: Conn, event: Event, succeeded: bool) -> None:
         log.info("checkout session %s completed, payment %s", session.id, session.payment_status)
     else:
         await service.credit(
-            conn, purchase, paid=session.amount_total or 0, currency=session.currency or "",
-            payment_intent_id=session.payment_intent, event_id=event.id,
-        )  # fmt: skip
+            conn,
+            purchase,
+            paid=session.amount_total or 0,
+            currency=session.currency or "",
+            payment_intent_id=session.payment_intent,
+            event_id=event.id,
+        )
 
 
 async def _match(conn: Conn, event: Event, payment_intent: str) -> Purchase | None:
@@ -204,9 +219,13 @@ async def _return_changed(conn: Conn, event: Event, kind: str) -> None:
         return
     purchase = await _match(conn, event, item.payment_intent)
     await repository.record_return(
-        conn, return_id=item.id, kind=kind, payment_intent_id=item.payment_intent, amount=item.amount,
+        conn,
+        return_id=item.id,
+        kind=kind,
+        payment_intent_id=item.payment_intent,
+        amount=item.amount,
         status=item.status,
-    )  # fmt: skip
+    )
     if purchase is not None:
         await service.take_back_returned(conn, purchase.id, event_id=event.id)
 

@@ -63,9 +63,15 @@ def _description(interval: SyncInterval) -> str:
 def to_status(sub: Subscription | None, now: datetime) -> SyncStatus:
     if sub is None:
         return SyncStatus(
-            active=False, interval=SyncInterval.MONTHLY, next_charge_at=None, paused_at=None, gifted=False,
-            cancel_at_period_end=False, amount_charged=PRICES[SyncInterval.MONTHLY], active_until=None,
-        )  # fmt: skip
+            active=False,
+            interval=SyncInterval.MONTHLY,
+            next_charge_at=None,
+            paused_at=None,
+            gifted=False,
+            cancel_at_period_end=False,
+            amount_charged=PRICES[SyncInterval.MONTHLY],
+            active_until=None,
+        )
     paid = sub.in_paid_period(now)
     renewing = paid and not sub.cancel_at_period_end and not sub.is_gifted
     return SyncStatus(
@@ -117,22 +123,35 @@ async def activate(
         if chosen is not sub.interval:
             sub = await repo.set_interval(conn, user_id, chosen)
         return ActivateResult(
-            success=True, active=True, interval=sub.interval, next_charge_at=sub.next_charge_at,
+            success=True,
+            active=True,
+            interval=sub.interval,
+            next_charge_at=sub.next_charge_at,
             amount_charged=0,
-        )  # fmt: skip
+        )
     end, anchor = first_period(now, chosen)
     price = PRICES[chosen]
     await ledger.debit(
-        conn, user_id, price, type=TxType.USAGE, app_id=APP_ID, description=_description(chosen),
-        metadata=_metadata(chosen, now, end), idempotency_key=period_key(user_id, now), record_usage=True,
-    )  # fmt: skip
+        conn,
+        user_id,
+        price,
+        type=TxType.USAGE,
+        app_id=APP_ID,
+        description=_description(chosen),
+        metadata=_metadata(chosen, now, end),
+        idempotency_key=period_key(user_id, now),
+        record_usage=True,
+    )
     sub = await repo.start_period(
         conn, user_id, interval=chosen, now=now, period_end=end, anchor_day=anchor, email=email
     )
     return ActivateResult(
-        success=True, active=True, interval=sub.interval, next_charge_at=sub.next_charge_at,
+        success=True,
+        active=True,
+        interval=sub.interval,
+        next_charge_at=sub.next_charge_at,
         amount_charged=price,
-    )  # fmt: skip
+    )
 
 
 async def deactivate(conn: Conn, user_id: str, *, now: datetime) -> DeactivateResult:
@@ -249,9 +268,12 @@ def _pause_email(plan: _Renewal, resume: str) -> tuple[str, dict[str, object]]:
     assert plan.sub.next_charge_at is not None
     external_id = f"sync-paused:{plan.sub.user_id}:{plan.sub.next_charge_at.isoformat()}"
     return external_id, sync_paused(
-        user_id=plan.sub.user_id, email=plan.sub.email, amount=PRICES[plan.sub.interval],
-        resume_url=resume, external_id=external_id,
-    )  # fmt: skip
+        user_id=plan.sub.user_id,
+        email=plan.sub.email,
+        amount=PRICES[plan.sub.interval],
+        resume_url=resume,
+        external_id=external_id,
+    )
 
 
 def retry_delay(failures: int) -> timedelta:
