@@ -11,6 +11,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -154,6 +155,17 @@ class ServerProcess:
         if self.process is not None and self.process.returncode is None:
             self.signal(signal.SIGKILL)
             await self.process.wait()
+
+
+@asynccontextmanager
+async def running(url: str, data_dir: Path, **env: str) -> AsyncIterator[ServerProcess]:
+    """A started server, killed on the way out whatever happened inside."""
+    server = ServerProcess(url, data_dir, **env)
+    try:
+        await server.start()
+        yield server
+    finally:
+        await server.kill()
 
 
 @pytest.fixture

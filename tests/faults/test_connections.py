@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import OwnPostgres, ServerProcess
+from tests.faults.conftest import OwnPostgres, running
 
 pytestmark = pytest.mark.slow
 
@@ -33,23 +33,22 @@ async def test_every_busy_keep_alive_connection_is_served(
     own_postgres: tuple[OwnPostgres, Path], database_for_server: str
 ) -> None:
     _, folder = own_postgres
-    server = ServerProcess(database_for_server, folder / "data")
-    await server.start()
     answered = [0] * CONNECTIONS
     everyone = asyncio.Event()
 
-    async def keep_busy(number: int) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        try:
-            while not everyone.is_set():  # the others stay busy until every connection got an answer
-                assert await request(reader, writer) == 200
-                answered[number] += 1
-                if all(answered):
-                    everyone.set()
-        finally:
-            writer.close()
+    async with running(database_for_server, folder / "data") as server:
 
-    try:
+        async def keep_busy(number: int) -> None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            try:
+                while not everyone.is_set():  # the others stay busy until every connection got an answer
+                    assert await request(reader, writer) == 200
+                    answered[number] += 1
+                    if all(answered):
+                        everyone.set()
+            finally:
+                writer.close()
+
         clients = [asyncio.create_task(keep_busy(n)) for n in range(CONNECTIONS)]
         try:
             with contextlib.suppress(TimeoutError):
@@ -58,6 +57,4 @@ async def test_every_busy_keep_alive_connection_is_served(
             for client in clients:
                 client.cancel()
             await asyncio.gather(*clients, return_exceptions=True)
-        assert all(answered), f"{answered.count(0)} of {CONNECTIONS} connections never answered"
-    finally:
-        await server.kill()
+    assert all(answered), f"{answered.count(0)} of {CONNECTIONS} connections never answered"

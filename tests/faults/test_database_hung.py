@@ -16,7 +16,7 @@ import pytest
 from mana_credits.config import DEV_SERVICE_KEY
 from mana_credits.db.embedded import database_url
 from mana_credits.ledger.audit import audit
-from tests.faults.conftest import FreezingProxy, OwnPostgres, ServerProcess
+from tests.faults.conftest import FreezingProxy, OwnPostgres, running
 
 pytestmark = pytest.mark.slow
 
@@ -62,20 +62,18 @@ async def _audit(url: str) -> list[object]:
 
 async def test_database_hung_under_load(own_postgres: tuple[OwnPostgres, Path], proxy: FreezingProxy) -> None:
     pg, folder = own_postgres
-    server = ServerProcess(proxy.url("faults"), folder / "data")
-    await server.start()
     users = [f"hang-{n}" for n in range(5)]
-    try:
-        async with httpx.AsyncClient(base_url=server.base, timeout=CLIENT_TIMEOUT) as client:
-            assert set(await _load(client, users, 1)) == {200}
-            proxy.freeze()
-            statuses = await _load(client, users, 1)
-            assert set(statuses) <= {200, 503} and 503 in statuses
-            assert (await client.get("/ready")).status_code == 503
-            assert (await client.get("/health")).status_code == 200
-            proxy.thaw()
-            await _until_healthy(client)
-            assert set(await _load(client, users, 1)) == {200}
-    finally:
-        await server.kill()
+    async with (
+        running(proxy.url("faults"), folder / "data") as server,
+        httpx.AsyncClient(base_url=server.base, timeout=CLIENT_TIMEOUT) as client,
+    ):
+        assert set(await _load(client, users, 1)) == {200}
+        proxy.freeze()
+        statuses = await _load(client, users, 1)
+        assert set(statuses) <= {200, 503} and 503 in statuses
+        assert (await client.get("/ready")).status_code == 503
+        assert (await client.get("/health")).status_code == 200
+        proxy.thaw()
+        await _until_healthy(client)
+        assert set(await _load(client, users, 1)) == {200}
     assert await _audit(database_url(pg.admin_url, "faults")) == []

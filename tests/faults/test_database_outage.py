@@ -5,11 +5,8 @@ same process serves again without a restart, with every 2xx in the ledger exactl
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -17,45 +14,26 @@ import httpx
 import pytest
 
 from mana_credits.app import create_app
-from mana_credits.db.embedded import EmbeddedPostgres
 from mana_credits.db.migrate import upgrade_async
 from mana_credits.ledger.audit import audit
 from tests.conftest import LiveServer, make_settings
+from tests.faults.conftest import OwnPostgres
 from tests.support import JwksServer, service_headers
 
 USERS = 20
 
 
-class Outage:
-    def __init__(self, folder: Path) -> None:
-        self.server = EmbeddedPostgres(folder / "pg")
-        self.url = ""
-
-    def start(self) -> str:
-        self.url = self.server.start()
-        return self.url
-
-    def stop(self) -> None:
-        self.server.stop()
-
-
 @pytest.fixture
-async def outage() -> AsyncIterator[Outage]:
-    folder = Path(tempfile.mkdtemp(prefix="mana-credits-outage-"))
-    database = Outage(folder)
-    await asyncio.to_thread(database.start)
-    await upgrade_async(database.url)
-    try:
-        yield database
-    finally:
-        await asyncio.to_thread(database.stop)
-        shutil.rmtree(folder, ignore_errors=True)
+async def outage(own_postgres: tuple[OwnPostgres, Path]) -> OwnPostgres:
+    pg, _ = own_postgres
+    await upgrade_async(pg.admin_url)
+    return pg
 
 
 async def test_a_database_outage_is_a_fast_503_and_the_service_recovers(
-    outage: Outage, jwks: JwksServer
+    outage: OwnPostgres, jwks: JwksServer
 ) -> None:
-    server = LiveServer(create_app(make_settings(outage.url, jwks, DB_POOL_SIZE=4)))
+    server = LiveServer(create_app(make_settings(outage.admin_url, jwks, DB_POOL_SIZE=4)))
     base = await server.start()
     answers: Counter[int] = Counter()
     bodies: list[dict[str, object]] = []
@@ -123,7 +101,7 @@ async def test_a_database_outage_is_a_fast_503_and_the_service_recovers(
     assert set(answers) <= {200, 402, 503}, answers
     assert answers[503] > 0 and len(succeeded) > before + USERS, answers
     assert {body["code"] for body in bodies} == {"service_unavailable"}
-    conn = await asyncpg.connect(outage.url)
+    conn = await asyncpg.connect(outage.admin_url)
     try:
         assert await audit(conn) == []
         rows = await conn.fetch(
