@@ -63,6 +63,26 @@ async def test_cors_preflight_for_the_web_app(client: httpx.AsyncClient) -> None
     assert response.headers["access-control-allow-origin"] == "http://localhost:5173"
 
 
+async def test_cors_headers_on_a_browsers_request_and_only_there(api: object, client: httpx.AsyncClient) -> None:
+    from tests.support import Api
+
+    assert isinstance(api, Api)
+    user = api.actor()
+    await api.fund(user.id, 7)
+    origin = {"Origin": "http://localhost:5173"}
+    browser = await client.get("/api/v1/credits/balance", headers={**user.headers, **origin})
+    assert browser.status_code == 200 and browser.json()["balance"] == 7
+    assert browser.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert browser.headers["access-control-allow-credentials"] == "true"
+    assert "x-request-id" in browser.headers["access-control-expose-headers"].lower()
+    assert browser.headers["x-content-type-options"] == "nosniff"
+    foreign = await client.get("/api/v1/credits/balance", headers={**user.headers, "Origin": "https://evil.test"})
+    assert foreign.status_code == 200 and "access-control-allow-origin" not in foreign.headers
+    server = await client.get("/api/v1/credits/balance", headers=user.headers)
+    assert server.status_code == 200 and server.json()["balance"] == 7
+    assert not [name for name in server.headers if name.startswith("access-control-")]
+
+
 async def test_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None:
     given = await client.get("/health", headers={"X-Request-Id": "trace-123"})
     assert given.headers["x-request-id"] == "trace-123"

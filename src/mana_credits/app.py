@@ -27,10 +27,10 @@ from mana_credits.gifts import endpoints as gifts_endpoints
 from mana_credits.gifts import tasks as gifts_tasks
 from mana_credits.kit import metrics
 from mana_credits.kit.clock import Clock
+from mana_credits.kit.edge import edge_middleware
 from mana_credits.kit.errors import EXCEPTION_HANDLERS
-from mana_credits.kit.headers import security_headers_middleware
+from mana_credits.kit.headers import cors_for_browsers
 from mana_credits.kit.jobs import JobRunner
-from mana_credits.kit.logs import request_id_middleware
 from mana_credits.kit.validation import strict_json_body
 from mana_credits.ledger import tasks as ledger_tasks
 from mana_credits.notifications import tasks as notification_tasks
@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         finally:
             await _shut_down(runner, ctx)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *health.routes,
             *credits_endpoints.routes,
@@ -142,7 +142,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         before_request=strict_json_body,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        middleware=[security_headers_middleware, request_id_middleware, metrics.http_middleware],
+        middleware=[edge_middleware],
         # Read no further than this, answering 413 before parsing (the Stripe webhook allows more).
         request_max_body_size=MAX_BODY_BYTES,
         cors_config=CORSConfig(
@@ -159,3 +159,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         ),
         debug=False,
     )
+    cors_for_browsers(app)
+    return app

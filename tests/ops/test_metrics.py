@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mana_credits.context import AppContext
 from mana_credits.kit import logs, money_metrics
+from mana_credits.kit.edge import edge_middleware
 from mana_credits.kit.jobs import Job, JobRunner
 from tests.conftest import Served
 from tests.support import Api, service_headers
@@ -100,7 +101,7 @@ async def test_log_lines_carry_request_id_and_calling_app(capsys: pytest.Capture
         await send({"type": "http.response.start", "status": 204, "headers": []})  # type: ignore[operator]
         await send({"type": "http.response.body", "body": b""})  # type: ignore[operator]
 
-    server = Served(logs.request_id_middleware(app), lifespan=False)  # type: ignore[arg-type]
+    server = Served(edge_middleware(app), lifespan=False)  # type: ignore[arg-type]
     url = await server.start()
     try:
         async with httpx.AsyncClient(base_url=url) as http:

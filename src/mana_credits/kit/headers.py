@@ -4,40 +4,54 @@ and an `Allow` on OPTIONS that lists every method of the path."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Iterable
 
+from litestar import Litestar
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 
-_ADDED = [(b"x-content-type-options", b"nosniff")]
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
 # Balances, histories and gifts are personal; nothing here is worth a shared cache's risk.
 _DEFAULT_CACHE = (b"cache-control", b"no-store")
-_DROPPED = {b"server", b"cache-control"}
 
 
-def security_headers_middleware(app: ASGIApp) -> ASGIApp:
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await app(scope, receive, send)
-            return
+def secured(scope: Scope, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The response's headers as sent: no `server`, `nosniff` added, `no-store` unless the handler chose
+    a `cache-control`, and an OPTIONS answer's `allow` listing every method of the path."""
+    kept: list[tuple[bytes, bytes]] = []
+    cache: list[tuple[bytes, bytes]] = []
+    allow = False
+    for header in headers:
+        name = header[0].lower()
+        if name == b"cache-control":
+            cache.append(header)
+        elif name == b"allow":
+            allow = True
+        elif name != b"server":
+            kept.append(header)
+    kept.append(_NOSNIFF)
+    if allow:
+        kept.append((b"allow", _allowed(scope)))
+    kept.extend(cache or [_DEFAULT_CACHE])
+    return kept
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                cache = [h for h in headers if h[0].lower() == b"cache-control"]
-                dropped = _DROPPED | ({b"allow"} if _has(headers, b"allow") else set())
-                kept = [h for h in headers if h[0].lower() not in dropped]
-                allow = [(b"allow", _allowed(scope))] if b"allow" in dropped else []
-                message["headers"] = [*kept, *_ADDED, *allow, *(cache or [_DEFAULT_CACHE])]
-            await send(message)
 
-        await app(scope, receive, send_with_headers)
+def cors_for_browsers(app: Litestar) -> None:
+    """Send only requests with an `Origin` (browsers) through the app's CORS middleware: it parses every
+    request's headers, which server-to-server calls, most of the traffic, need not pay (13 µs a request).
+    Litestar puts that middleware in front of everything else; what it wraps is its `app`."""
+    cors = app.asgi_handler
+    behind: ASGIApp | None = getattr(cors, "app", None)
+    if app.cors_config is None or behind is None:
+        return
 
-    return middleware
+    async def gate(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP and any(name == b"origin" for name, _ in scope["headers"]):
+            await cors(scope, receive, send)
+        else:
+            await behind(scope, receive, send)
 
-
-def _has(headers: list[Any], name: bytes) -> bool:
-    return any(h[0].lower() == name for h in headers)
+    app.asgi_handler = gate
 
 
 _PARAM = re.compile(r"\{[^}]+\}")

@@ -4,30 +4,47 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import secrets
 import sys
-import uuid
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import structlog
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
-# The calling service as it names itself (X-App-Id), for internal calls; absent for browsers.
-calling_app: contextvars.ContextVar[str | None] = contextvars.ContextVar("calling_app", default=None)
+# The request id, and the calling service as it names itself (X-App-Id; absent for browsers), of the
+# request being handled: every log line written meanwhile carries them.
+_request: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.ContextVar(
+    "request", default=None
+)
+RequestToken = contextvars.Token[tuple[str, str | None] | None]
 
 HEADER = b"x-request-id"
 APP_HEADER = b"x-app-id"
 
 
+def enter_request(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, RequestToken]:
+    """Take the caller's X-Request-Id (or make one) and X-App-Id for the logs; returns the request id
+    (echoed on the response by kit.edge) and the token that `leave_request` takes."""
+    rid = app = b""
+    for name, value in headers:
+        if name == HEADER:
+            rid = value
+        elif name == APP_HEADER:
+            app = value
+    request_id = rid.decode("latin-1")[:100] or secrets.token_hex(16)
+    return request_id, _request.set((request_id, app.decode("latin-1")[:100] or None))
+
+
+def leave_request(token: RequestToken) -> None:
+    _request.reset(token)
+
+
 def _add_request_id(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    rid = request_id.get()
-    if rid is not None:
-        event["request_id"] = rid
-    app = calling_app.get()
-    if app is not None:
-        event["app"] = app
+    request = _request.get()
+    if request is not None:
+        event["request_id"] = request[0]
+        if request[1] is not None:
+            event["app"] = request[1]
     return event
 
 
@@ -55,29 +72,3 @@ def configure(*, json: bool = True, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-
-
-def request_id_middleware(app: ASGIApp) -> ASGIApp:
-    """Take the caller's X-Request-Id (or make one), expose it to logs, echo it on the response."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        rid = headers.get(HEADER, b"").decode("latin-1")[:100] or uuid.uuid4().hex
-        token = request_id.set(rid)
-        app_token = calling_app.set(headers.get(APP_HEADER, b"").decode("latin-1")[:100] or None)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (HEADER, rid.encode("latin-1"))]
-            await send(message)
-
-        try:
-            await app(scope, receive, send_with_id)
-        finally:
-            request_id.reset(token)
-            calling_app.reset(app_token)
-
-    return middleware

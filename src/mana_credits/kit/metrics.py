@@ -8,14 +8,11 @@ fork; importing this module makes it use a remembered pid instead, refreshed aft
 from __future__ import annotations
 
 import os
-import time
 
-from litestar.enums import ScopeType
 from litestar.plugins.prometheus import PrometheusController
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Histogram, values
 
-__all__ = ["Controller", "Counter", "Gauge", "Histogram", "http_middleware"]
+__all__ = ["Controller", "Counter", "Gauge", "Histogram", "request_finished", "request_started"]
 
 _pid = os.getpid()
 
@@ -73,35 +70,18 @@ def _series(method: str, path: str, status: int) -> tuple[Counter, Counter, Hist
     return found
 
 
-def http_middleware(app: ASGIApp) -> ASGIApp:
-    """Request count, errors, duration (until the response body is sent) and requests in flight, per route
-    (its path template: the series stay few)."""
+def request_started(method: str, path: str) -> Gauge:
+    """Count a request in flight under its route (its path template: the series stay few)."""
+    in_progress = _gauge(method, path)
+    in_progress.inc()
+    return in_progress
 
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await app(scope, receive, send)
-            return
-        method, path = scope["method"], scope.get("path_template", scope["path"])
-        in_progress = _gauge(method, path)
-        in_progress.inc()
-        status, duration, start = 200, 0.0, time.perf_counter()
 
-        async def send_timed(message: Message) -> None:
-            nonlocal status, duration
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body":
-                duration = time.perf_counter() - start
-            await send(message)
-
-        try:
-            await app(scope, receive, send_timed)
-        finally:
-            in_progress.dec()
-            requests, errors, durations = _series(method, path, status)
-            if status >= 500:
-                errors.inc()
-            requests.inc()
-            durations.observe(duration)
-
-    return middleware
+def request_finished(in_progress: Gauge, method: str, path: str, status: int, seconds: float) -> None:
+    """Request count, errors and duration (until the response body was sent) of a finished request."""
+    in_progress.dec()
+    requests, errors, durations = _series(method, path, status)
+    if status >= 500:
+        errors.inc()
+    requests.inc()
+    durations.observe(seconds)

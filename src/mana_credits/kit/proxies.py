@@ -18,18 +18,24 @@ def behind_proxies(app: ASGIApp, trusted: str | None) -> ASGIApp:
 
     With TRUSTED_PROXIES unset, a forwarded request from any other peer means a proxy we ignore: every
     client would share the proxy's address (one gift rate limit for all), so say so once per process.
+    A request without X-Forwarded-For goes straight through (granian's wrapper parses the peer's address
+    on every request, though it changes nothing then).
     """
     wrapped: ASGIApp = wrap_asgi_with_proxy_headers(app, trusted or DEFAULT_TRUSTED)
-    if trusted:
-        return wrapped
-    warned = False
+    warned = bool(trusted)
 
-    async def warn_once(scope: Scope, receive: Receive, send: Send) -> None:
+    async def forwarded_only(scope: Scope, receive: Receive, send: Send) -> None:
         nonlocal warned
-        if not warned and scope["type"] == ScopeType.HTTP:
+        forwarded = scope["type"] == ScopeType.HTTP and any(
+            k == b"x-forwarded-for" for k, _ in scope["headers"]
+        )
+        if not forwarded:
+            await app(scope, receive, send)
+            return
+        if not warned:
             client = scope.get("client")
             peer = client[0] if client else None
-            if peer != DEFAULT_TRUSTED and any(key == b"x-forwarded-for" for key, _ in scope["headers"]):
+            if peer != DEFAULT_TRUSTED:
                 warned = True
                 log.warning(
                     "X-Forwarded-For from %s ignored: TRUSTED_PROXIES is unset; set it to the proxy's "
@@ -38,4 +44,4 @@ def behind_proxies(app: ASGIApp, trusted: str | None) -> ASGIApp:
                 )
         await wrapped(scope, receive, send)
 
-    return warn_once
+    return forwarded_only
