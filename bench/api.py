@@ -8,7 +8,7 @@ In rounds, each against the same served instance (`mana-credits serve`, embedded
 Afterwards the ledger audit must be clean and the usage rows at least the 200 answers (wrk does not count
 requests still in flight when it stops).
 
-    .venv/bin/python -m bench.api [--seconds 10] [--rounds 3] [--workers 1]
+    .venv/bin/python -m bench.api [--seconds 10] [--rounds 3] [--workers 2]
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return {key: round(statistics.median(r[key] for r in rounds), 2) for key in rounds[0]}
 
 
-async def run(seconds: float = 10.0, rounds: int = 3, workers: int = 1) -> dict[str, Any]:
+async def run(seconds: float = 10.0, rounds: int = 3, workers: int = 2) -> dict[str, Any]:
     data_dir = tempfile.mkdtemp(prefix="mana-credits-bench-keys-")
     tokens_file = jwt_tokens(Path(data_dir), TOKENS)
     results: dict[str, list[dict[str, Any]]] = {"S1": [], "S2": [], "S3": []}
@@ -126,6 +126,7 @@ async def run(seconds: float = 10.0, rounds: int = 3, workers: int = 1) -> dict[
     return {
         "scenarios": {name: median_of(rounds_) for name, rounds_ in results.items()},
         "rss_mb": {"main": round(memory.main, 1), "worker": round(memory.worker, 1)},
+        "pss_mb_per_worker": round(memory.pss_per_worker, 1),
         "audit_clean": not offenders and errors == 0 and usage >= answered,
         "workers": workers,
     }

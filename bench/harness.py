@@ -37,7 +37,8 @@ def command_line(doc: str | None, *, http_rounds: bool = False) -> argparse.Argu
     if http_rounds:
         parser.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
         parser.add_argument("--rounds", type=int, default=3)
-        parser.add_argument("--workers", type=int, default=1)
+        # Two: what the deployed shape (deploy/compose.yaml: replicas of one worker each) is on a 2-core host.
+        parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     return parser
 
 
@@ -195,18 +196,36 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def pss_mb(pid: int) -> float:
+    """Proportional set size: private pages plus a share of those shared with other processes (the
+    workers share libraries and the pages forked from their parent), so PSS of processes adds up."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 class MemoryWatch:
-    """The largest RSS seen of the server's main process and of its biggest worker, sampled twice a second."""
+    """The largest RSS seen of the server's main process and of its biggest worker, and the largest PSS of
+    the workers together (what a worker adds to the machine's memory), sampled twice a second."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.main = 0.0
         self.worker = 0.0
+        self.workers_pss = 0.0
+        self.workers = 0
 
     async def watch(self) -> None:
         while True:
             with contextlib.suppress(OSError):
                 self.main = max(self.main, rss_mb(self.pid))
-                for child in children(self.pid):
-                    self.worker = max(self.worker, rss_mb(child))
+                found = children(self.pid)
+                self.workers = max(self.workers, len(found))
+                self.worker = max([self.worker, *(rss_mb(child) for child in found)])
+                self.workers_pss = max(self.workers_pss, sum(pss_mb(child) for child in found))
             await asyncio.sleep(0.5)
+
+    @property
+    def pss_per_worker(self) -> float:
+        return self.workers_pss / max(self.workers, 1)

@@ -1,6 +1,6 @@
 """`make bench`: S1-S3 (HTTP + pgbench), S4 (renewals), S5 (history); writes bench/results/<date>.json.
 
-.venv/bin/python -m bench.run_all [--seconds 10] [--rounds 3] [--workers 1] [--rows 10000000]
+.venv/bin/python -m bench.run_all [--seconds 10] [--rounds 3] [--workers 2] [--rows 10000000]
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def main(args: argparse.Namespace) -> None:
         },
         "scenarios": {**http["scenarios"], "S4": renewals, "S5": pages},
         "rss_mb": http["rss_mb"],
+        "pss_mb_per_worker": http["pss_mb_per_worker"],
         "audit_clean": http["audit_clean"] and renewals["verified"],
     }
     RESULTS.mkdir(exist_ok=True)
