@@ -63,7 +63,7 @@ async def test_cors_preflight_for_the_web_app(client: httpx.AsyncClient) -> None
     assert response.headers["access-control-allow-origin"] == "http://localhost:5173"
 
 
-async def test_cors_headers_on_a_browsers_request_and_only_there(api: object, client: httpx.AsyncClient) -> None:
+async def test_cors_headers_on_browser_requests_only(api: object, client: httpx.AsyncClient) -> None:
     from tests.support import Api
 
     assert isinstance(api, Api)
@@ -76,7 +76,9 @@ async def test_cors_headers_on_a_browsers_request_and_only_there(api: object, cl
     assert browser.headers["access-control-allow-credentials"] == "true"
     assert "x-request-id" in browser.headers["access-control-expose-headers"].lower()
     assert browser.headers["x-content-type-options"] == "nosniff"
-    foreign = await client.get("/api/v1/credits/balance", headers={**user.headers, "Origin": "https://evil.test"})
+    foreign = await client.get(
+        "/api/v1/credits/balance", headers={**user.headers, "Origin": "https://evil.test"}
+    )
     assert foreign.status_code == 200 and "access-control-allow-origin" not in foreign.headers
     server = await client.get("/api/v1/credits/balance", headers=user.headers)
     assert server.status_code == 200 and server.json()["balance"] == 7

@@ -72,7 +72,7 @@ def seed() -> None:
 
 @app.command()
 def serve(
-    workers: int = typer.Option(1, help="server worker processes, about 95 MB each (deployed: 1 per replica)"),
+    workers: int = typer.Option(1, help="worker processes, about 95 MB each (deployed: 1 per replica)"),
     host: str = typer.Option("0.0.0.0", help="address to bind"),
 ) -> None:
     """Migrate, seed and serve the API (embedded PostgreSQL when DATABASE_URL is unset)."""
