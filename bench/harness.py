@@ -83,10 +83,13 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def served(url: str, *, workers: int = 1, data_dir: str | None = None) -> AsyncIterator[Server]:
+async def served(
+    url: str, *, workers: int = 1, data_dir: str | None = None, src: str | None = None
+) -> AsyncIterator[Server]:
     """`mana-credits serve` as a real process (granian), bound to loopback.
 
     With `data_dir`, development mode: it trusts tokens from `mana_credits.auth.devkey` kept there.
+    With `src` (an absolute path to a checkout's `src` folder), the server runs that code instead.
     """
     port = free_port()
     env = {
@@ -97,6 +100,7 @@ async def served(url: str, *, workers: int = 1, data_dir: str | None = None) -> 
         "MANA_CREDITS_ENV": "development" if data_dir else "production",
         "MANA_CREDITS_SCHEDULER": "false",
         "MANA_CREDITS_DATA_DIR": data_dir or tempfile.mkdtemp(prefix="mana-credits-bench-data-"),
+        **({"PYTHONPATH": src} if src else {}),
     }
     cli = str(Path(sys.executable).parent / "mana-credits")
     process = await asyncio.create_subprocess_exec(
