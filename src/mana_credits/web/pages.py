@@ -5,13 +5,13 @@ keep it); it never travels in a URL and the server never sets a cookie for it.""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.response import Redirect
@@ -26,16 +26,28 @@ from mana_credits.ledger.schemas import TxType
 from mana_credits.sync_billing.periods import PRICES
 from mana_credits.web import i18n
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 LANG_COOKIE = "mana_lang"
-ENV = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    autoescape=select_autoescape(["html"]),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+
+@functools.cache
+def _templates() -> Environment:
+    """The page templates. jinja2 loads with the first page: a worker that only serves the API spares it."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    return Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
 # Asset URLs carry a digest of the assets, so browsers may cache them for long and never run stale code.
 ASSET_VERSION = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(STATIC.iterdir()))).hexdigest()[:12]
 
@@ -69,15 +81,19 @@ def render(request: Request[Any, Any, Any], ctx: AppContext, template: str, **va
     settings = ctx.settings
     lang = i18n.pick(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
     other = "en" if lang == "de" else "de"
-    html = ENV.get_template(template).render(
-        lang=lang,
-        t=i18n.texts(lang),
-        script_text=i18n.script_texts(lang),
-        switch_href=f"/app/lang/{other}?next={request.url.path}",
-        auth_mode="dev" if settings.is_development else "sso",
-        auth_url="" if settings.is_development else settings.MANA_AUTH_URL.rstrip("/"),
-        asset=ASSET_VERSION,
-        **values,
+    html = (
+        _templates()
+        .get_template(template)
+        .render(
+            lang=lang,
+            t=i18n.texts(lang),
+            script_text=i18n.script_texts(lang),
+            switch_href=f"/app/lang/{other}?next={request.url.path}",
+            auth_mode="dev" if settings.is_development else "sso",
+            auth_url="" if settings.is_development else settings.MANA_AUTH_URL.rstrip("/"),
+            asset=ASSET_VERSION,
+            **values,
+        )
     )
     return Response(html, media_type=MediaType.HTML, headers=security_headers(settings))
 
