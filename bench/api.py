@@ -23,11 +23,12 @@ from typing import Any
 
 from bench.harness import (
     MemoryWatch,
-    WrkResult,
     command_line,
+    cpu_seconds,
     embedded_database,
     jwt_tokens,
     pgbench,
+    postmaster_pid,
     served,
     wrk,
 )
@@ -70,11 +71,24 @@ def debit_script(users: int) -> str:
     return f"\\set uid random(1, {users})\n\\set amount 1\n{sql.strip()};\n"
 
 
-def figures(result: WrkResult) -> dict[str, Any]:
-    return {
-        "rps": round(result.rps), "p50_ms": round(result.p50_ms, 1), "p99_ms": round(result.p99_ms, 1),
-        "errors": result.errors, "wrk_cpu": round(result.cpu, 2),
-    }  # fmt: skip
+class Measured:
+    """wrk against the server, with the CPU the server and PostgreSQL spent per answered request."""
+
+    def __init__(self, base: str, server_pid: int, postgres_pid: int) -> None:
+        self.base, self.server_pid, self.postgres_pid = base, server_pid, postgres_pid
+
+    async def run(
+        self, mode: str, *, seconds: float, connections: int, env: dict[str, str]
+    ) -> dict[str, Any]:
+        server, postgres = cpu_seconds(self.server_pid), cpu_seconds(self.postgres_pid)
+        result = await wrk(self.base, mode, seconds=seconds, connections=connections, env=env)
+        answered = result.requests - result.errors
+        return {
+            "rps": round(result.rps), "p50_ms": round(result.p50_ms, 1), "p99_ms": round(result.p99_ms, 1),
+            "errors": result.errors, "wrk_cpu": round(result.cpu, 2), "answered": answered,
+            "server_cpu_us": round(1e6 * (cpu_seconds(self.server_pid) - server) / max(answered, 1)),
+            "postgres_cpu_us": round(1e6 * (cpu_seconds(self.postgres_pid) - postgres) / max(answered, 1)),
+        }  # fmt: skip
 
 
 def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -90,26 +104,28 @@ async def run(seconds: float = 10.0, rounds: int = 3, workers: int = 2) -> dict[
         await seed(url, USERS, 1_000_000_000)
         async with served(url, workers=workers, data_dir=data_dir) as server:
             memory = MemoryWatch(server.pid)
+            load = Measured(server.base, server.pid, await postmaster_pid(url))
             for number in range(1, rounds + 1):
-                health = await wrk(server.base, "health", seconds=seconds, connections=64, env={})
+                health = await load.run("health", seconds=seconds, connections=64, env={})
                 watching = asyncio.create_task(memory.watch())
-                s1 = await wrk(server.base, "debit", seconds=seconds, connections=64,
-                               env={"BENCH_USERS": str(USERS)})  # fmt: skip
+                s1 = await load.run("debit", seconds=seconds, connections=64, env={"BENCH_USERS": str(USERS)})
                 watching.cancel()
                 s1_limit = await pgbench(url, debit_script(USERS), seconds=seconds, clients=PGBENCH_CLIENTS)
-                s2 = await wrk(
-                    server.base, "debit", seconds=seconds, connections=32, env={"BENCH_USERS": "1"}
-                )
+                s2 = await load.run("debit", seconds=seconds, connections=32, env={"BENCH_USERS": "1"})
                 s2_limit = await pgbench(url, debit_script(1), seconds=seconds, clients=PGBENCH_CLIENTS)
-                s3 = await wrk(server.base, "balance", seconds=seconds, connections=64,
-                               env={"BENCH_TOKENS": str(tokens_file)})  # fmt: skip
-                answered += s1.requests + s2.requests - s1.errors - s2.errors
-                results["S1"].append({**figures(s1), "limit_rps": round(s1_limit),
-                                      "ratio": round(s1.rps / s1_limit, 3)})  # fmt: skip
-                results["S2"].append({**figures(s2), "limit_rps": round(s2_limit),
-                                      "ratio": round(s2.rps / s2_limit, 3)})  # fmt: skip
-                results["S3"].append({**figures(s3), "health_rps": round(health.rps),
-                                      "ratio": round(s3.rps / health.rps, 3)})  # fmt: skip
+                s3 = await load.run("balance", seconds=seconds, connections=64,
+                                    env={"BENCH_TOKENS": str(tokens_file)})  # fmt: skip
+                answered += s1.pop("answered") + s2.pop("answered")
+                s3.pop("answered")
+                results["S1"].append(
+                    {**s1, "limit_rps": round(s1_limit), "ratio": round(s1["rps"] / s1_limit, 3)}
+                )
+                results["S2"].append(
+                    {**s2, "limit_rps": round(s2_limit), "ratio": round(s2["rps"] / s2_limit, 3)}
+                )
+                results["S3"].append(
+                    {**s3, "health_rps": health["rps"], "ratio": round(s3["rps"] / health["rps"], 3)}
+                )
                 print(f"round {number}: " + json.dumps({k: v[-1] for k, v in results.items()}), flush=True)
         conn = await connect(url)
         try:
