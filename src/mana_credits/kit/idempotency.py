@@ -70,6 +70,8 @@ class Idempotent:
         self.key = key_from(request, body_key)
 
     def with_body_key(self, body_key: str | None) -> Idempotent:
+        if body_key is None or self.key is not None:  # no body key, or the header's, which wins
+            return self
         return Idempotent(self.pool, self.scope, self.request, body_key)
 
     async def run(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
 from litestar import Request
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import Parameter
 
 from mana_credits.kit.errors import ValidationFailed
@@ -44,7 +46,17 @@ def _field_of(exc: msgspec.ValidationError) -> dict[str, Any]:
     return {"field": path or "body", "message": message}
 
 
-_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+@functools.cache
+def _strict_body(handler: HTTPRouteHandler) -> tuple[msgspec.json.Decoder[Any], Any, bool] | None:
+    """The strict decoder of a handler's `data` struct, its type and whether the body may be empty; None
+    for a handler without a struct body. Once per handler: the answer does not change."""
+    field = handler.parsed_data_field
+    if field is None:
+        return None
+    candidates = (field.annotation, *(inner.annotation for inner in field.inner_types))
+    if not any(isinstance(t, type) and issubclass(t, msgspec.Struct) for t in candidates):
+        return None
+    return msgspec.json.Decoder(field.annotation), field.annotation, field.is_optional
 
 
 async def strict_json_body(request: Request[Any, Any, Any]) -> None:
@@ -53,24 +65,19 @@ async def strict_json_body(request: Request[Any, Any, Any]) -> None:
     Litestar converts bodies leniently (`"5"` becomes 5); money amounts must not be guessed, so a wrong
     type, a missing field or malformed JSON is a 400 here, naming the field, before the handler runs.
     """
-    field = request.route_handler.parsed_data_field
-    if field is None:
+    strict = _strict_body(request.route_handler)
+    if strict is None:
         return
-    candidates = (field.annotation, *(inner.annotation for inner in field.inner_types))
-    if not any(isinstance(t, type) and issubclass(t, msgspec.Struct) for t in candidates):
-        return
+    decoder, annotation, optional = strict
     raw = await request.body()
     if not raw.strip():
-        if field.is_optional:
+        if optional:
             return
         raise ValidationFailed("Request body is required", details={"fields": [{"field": "body"}]})
-    decoder = _decoders.get(field.annotation)
-    if decoder is None:
-        decoder = _decoders[field.annotation] = msgspec.json.Decoder(field.annotation)
     try:
         decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        if not _valid_with_integral_floats(raw, field.annotation):
+        if not _valid_with_integral_floats(raw, annotation):
             raise ValidationFailed(str(exc), details={"fields": [_field_of(exc)]}) from exc
     except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise ValidationFailed("Malformed JSON body", details={"fields": [{"field": "body"}]}) from exc

@@ -12,6 +12,7 @@ row lock orders them with these batches.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,12 +114,14 @@ async def apply_batch(conn: Conn, items: list[UsageDebit]) -> list[Outcome]:
     assert [row["debit_number"] for row in rows] == list(range(1, len(items) + 1))
     outcomes: list[Outcome] = []
     spent: dict[str, int] = {}  # an account's total spent after its debits so far in this batch
+    taken: Counter[str] = Counter()  # per app: counted once a batch (a metric update takes a lock)
+    refused: Counter[str] = Counter()
     for item, row in zip(items, rows, strict=True):
         if row["id"] is None:
-            money_metrics.INSUFFICIENT.labels(item.app_id).inc()
+            refused[item.app_id] += 1
             outcomes.append(InsufficientCredits(required=item.amount, available=row["available"]))
             continue
-        money_metrics.moved(-item.amount, item.app_id, "usage")
+        taken[item.app_id] += item.amount
         spent[item.user_id] = spent.get(item.user_id, row["spent_before"]) + item.amount
         outcomes.append(
             Entry(
@@ -128,6 +131,10 @@ async def apply_batch(conn: Conn, items: list[UsageDebit]) -> list[Outcome]:
                 total_spent=spent[item.user_id],
             )
         )
+    for app_id, amount in taken.items():
+        money_metrics.moved(-amount, app_id, "usage")
+    for app_id, count in refused.items():
+        money_metrics.INSUFFICIENT.labels(app_id).inc(count)
     return outcomes
 
 
