@@ -209,11 +209,10 @@ async def postmaster_pid(url: str) -> int:
     from mana_credits.db.pool import connect
 
     conn = await connect(url)
-    try:
-        backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
+    try:  # while the backend lives: it exits when the connection closes
+        return _parent(int(await conn.fetchval("SELECT pg_backend_pid()")))
     finally:
         await conn.close()
-    return _parent(backend)
 
 
 def _parent(pid: int) -> int:
