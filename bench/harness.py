@@ -196,12 +196,14 @@ def rss_mb(pid: int) -> float:
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a process and its direct children (granian's workers, PostgreSQL's backends)
     have used so far: per answered request, a figure the machine's drift moves much less than req/s."""
-    total = 0.0
-    for each in (pid, *children(pid)):
+    # A child that exited and was reaped moves its time into the parent's cutime/cstime (fields 13, 14).
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(x) for x in fields[11:15])
+    for child in children(pid):
         with contextlib.suppress(OSError):  # a backend that just exited
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def postmaster_pid(url: str) -> int:
