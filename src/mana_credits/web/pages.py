@@ -81,19 +81,16 @@ def render(request: Request[Any, Any, Any], ctx: AppContext, template: str, **va
     settings = ctx.settings
     lang = i18n.pick(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
     other = "en" if lang == "de" else "de"
-    html = (
-        _templates()
-        .get_template(template)
-        .render(
-            lang=lang,
-            t=i18n.texts(lang),
-            script_text=i18n.script_texts(lang),
-            switch_href=f"/app/lang/{other}?next={request.url.path}",
-            auth_mode="dev" if settings.is_development else "sso",
-            auth_url="" if settings.is_development else settings.MANA_AUTH_URL.rstrip("/"),
-            asset=ASSET_VERSION,
-            **values,
-        )
+    page = _templates().get_template(template)
+    html = page.render(
+        lang=lang,
+        t=i18n.texts(lang),
+        script_text=i18n.script_texts(lang),
+        switch_href=f"/app/lang/{other}?next={request.url.path}",
+        auth_mode="dev" if settings.is_development else "sso",
+        auth_url="" if settings.is_development else settings.MANA_AUTH_URL.rstrip("/"),
+        asset=ASSET_VERSION,
+        **values,
     )
     return Response(html, media_type=MediaType.HTML, headers=security_headers(settings))
 
