@@ -186,23 +186,37 @@ async def pgbench(url: str, script: str, *, seconds: float, clients: int) -> flo
     return float(found.group(1))
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+def _proc_mb(pid: int, file: str, field: str) -> float:
+    """A `Field:   N kB` line of /proc/<pid>/<file>, in MB."""
+    for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    return _proc_mb(pid, "status", "VmRSS")
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size: private pages plus a share of those shared with other processes (the
+    workers share libraries and the pages forked from their parent), so PSS of processes adds up."""
+    return _proc_mb(pid, "smaps_rollup", "Pss")
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat from field 3 on (after the command name, which may hold spaces)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a process and its direct children (granian's workers, PostgreSQL's backends)
     have used so far: per answered request, a figure the machine's drift moves much less than req/s."""
     # A child that exited and was reaped moves its time into the parent's cutime/cstime (fields 13, 14).
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(x) for x in fields[11:15])
+    ticks = sum(int(x) for x in _stat(pid)[11:15])
     for child in children(pid):
         with contextlib.suppress(OSError):  # a backend that just exited
-            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
+            ticks += sum(int(x) for x in _stat(child)[11:13])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -212,13 +226,9 @@ async def postmaster_pid(url: str) -> int:
 
     conn = await connect(url)
     try:  # while the backend lives: it exits when the connection closes
-        return _parent(int(await conn.fetchval("SELECT pg_backend_pid()")))
+        return int(_stat(int(await conn.fetchval("SELECT pg_backend_pid()")))[1])
     finally:
         await conn.close()
-
-
-def _parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def children(pid: int) -> list[int]:
@@ -226,15 +236,6 @@ def children(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         found.extend(int(x) for x in (task / "children").read_text().split())
     return found
-
-
-def pss_mb(pid: int) -> float:
-    """Proportional set size: private pages plus a share of those shared with other processes (the
-    workers share libraries and the pages forked from their parent), so PSS of processes adds up."""
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class MemoryWatch:

@@ -22,7 +22,7 @@ def edge_middleware(app: ASGIApp) -> ASGIApp:
             return
         request_id, token = logs.enter_request(scope["headers"])
         method, path = scope["method"], scope.get("path_template", scope["path"])
-        in_progress = metrics.request_started(method, path)
+        metrics.request_started(method, path)
         status, seconds, start = 200, 0.0, time.perf_counter()
 
         async def send_out(message: Message) -> None:
@@ -40,7 +40,7 @@ def edge_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_out)
         finally:
-            metrics.request_finished(in_progress, method, path, status, seconds)
+            metrics.request_finished(method, path, status, seconds)
             logs.leave_request(token)
 
     return middleware

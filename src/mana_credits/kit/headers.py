@@ -36,6 +36,11 @@ def secured(scope: Scope, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[
     return kept
 
 
+def has_header(scope: Scope, name: bytes) -> bool:
+    """Whether the request carries the header `name` (lower case, as ASGI servers pass names)."""
+    return any(key == name for key, _ in scope["headers"])
+
+
 def cors_for_browsers(app: Litestar) -> None:
     """Send only requests with an `Origin` (browsers) through the app's CORS middleware: it parses every
     request's headers, which server-to-server calls, most of the traffic, need not pay (13 µs a request).
@@ -46,7 +51,7 @@ def cors_for_browsers(app: Litestar) -> None:
         return
 
     async def gate(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == ScopeType.HTTP and any(name == b"origin" for name, _ in scope["headers"]):
+        if scope["type"] == ScopeType.HTTP and has_header(scope, b"origin"):
             await cors(scope, receive, send)
         else:
             await behind(scope, receive, send)

@@ -70,16 +70,14 @@ def _series(method: str, path: str, status: int) -> tuple[Counter, Counter, Hist
     return found
 
 
-def request_started(method: str, path: str) -> Gauge:
+def request_started(method: str, path: str) -> None:
     """Count a request in flight under its route (its path template: the series stay few)."""
-    in_progress = _gauge(method, path)
-    in_progress.inc()
-    return in_progress
+    _gauge(method, path).inc()
 
 
-def request_finished(in_progress: Gauge, method: str, path: str, status: int, seconds: float) -> None:
+def request_finished(method: str, path: str, status: int, seconds: float) -> None:
     """Request count, errors and duration (until the response body was sent) of a finished request."""
-    in_progress.dec()
+    _gauge(method, path).dec()
     requests, errors, durations = _series(method, path, status)
     if status >= 500:
         errors.inc()

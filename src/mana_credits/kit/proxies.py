@@ -8,6 +8,8 @@ from granian.utils.proxies import wrap_asgi_with_proxy_headers
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from mana_credits.kit.headers import has_header
+
 log = logging.getLogger("mana_credits")
 
 DEFAULT_TRUSTED = "127.0.0.1"
@@ -26,10 +28,7 @@ def behind_proxies(app: ASGIApp, trusted: str | None) -> ASGIApp:
 
     async def forwarded_only(scope: Scope, receive: Receive, send: Send) -> None:
         nonlocal warned
-        forwarded = scope["type"] == ScopeType.HTTP and any(
-            k == b"x-forwarded-for" for k, _ in scope["headers"]
-        )
-        if not forwarded:
+        if scope["type"] != ScopeType.HTTP or not has_header(scope, b"x-forwarded-for"):
             await app(scope, receive, send)
             return
         if not warned:
