@@ -10,7 +10,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 
 from mana_credits.app import create_app
 from mana_credits.config import Settings
@@ -21,7 +20,7 @@ from mana_credits.ledger.audit import audit
 from mana_credits.ledger.coalesce import Coalescer, UsageDebit, apply_batch
 from mana_credits.ledger.schemas import Entry
 from tests.conftest import LiveServer
-from tests.support import SERVICE_KEY, Api
+from tests.support import SERVICE_KEY, Actor, Api
 
 USE = "/api/v1/internal/credits/use"
 HEADERS = {"X-Service-Key": SERVICE_KEY, "X-App-Id": "chat"}
@@ -31,17 +30,24 @@ async def version(db: asyncpg.Connection, user_id: str) -> int:
     return int(await db.fetchval("SELECT version FROM credits.balances WHERE user_id = $1", user_id))
 
 
+async def funded(api: Api, db: asyncpg.Connection, credits: int) -> tuple[Actor, int]:
+    """A new account holding `credits`, and its balance row's version."""
+    user = api.actor()
+    await api.fund(user.id, credits)
+    return user, await version(db, user.id)
+
+
+async def together(ctx: AppContext, debits: list[UsageDebit]) -> list[Entry | BaseException]:
+    """The debits sent at once through one group commit (the first alone, the rest in the next batch)."""
+    coalescer = Coalescer(ctx.pool)
+    return await asyncio.gather(*map(coalescer.debit, debits), return_exceptions=True)
+
+
 async def test_200_debits_of_1_on_100_in_one_process(
     api: Api, ctx: AppContext, db: asyncpg.Connection
 ) -> None:
-    user = api.actor()
-    await api.fund(user.id, 100)
-    before = await version(db, user.id)
-    coalescer = Coalescer(ctx.pool)
-    outcomes = await asyncio.gather(
-        *[coalescer.debit(UsageDebit(user.id, 1, "chat", f"debit {i}")) for i in range(200)],
-        return_exceptions=True,
-    )
+    user, before = await funded(api, db, 100)
+    outcomes = await together(ctx, [UsageDebit(user.id, 1, "chat", f"debit {i}") for i in range(200)])
     entries = [o for o in outcomes if isinstance(o, Entry)]
     refused = [o for o in outcomes if isinstance(o, InsufficientCredits)]
     assert (len(entries), len(refused)) == (100, 100)
@@ -121,22 +127,33 @@ async def test_a_negative_or_missing_balance_refuses_the_whole_batch(
     assert await audit(db) == []
 
 
+async def test_a_value_the_database_refuses_fails_only_its_own_debit(
+    api: Api, ctx: AppContext, db: asyncpg.Connection
+) -> None:
+    # A NUL character passes JSON but not PostgreSQL's text or jsonb: the batch's one statement fails,
+    # and the debits that came with it must not fail with it.
+    user, before = await funded(api, db, 100)
+    bad = [UsageDebit(user.id, 1, "chat", "nul \u0000"), UsageDebit(user.id, 1, "chat", "x", {"a": "\u0000"})]
+    good = [UsageDebit(user.id, 1, "chat", f"debit {i}") for i in range(20)]
+    outcomes = await together(ctx, [*good[:10], *bad, *good[10:]])
+    assert all(isinstance(o, asyncpg.DataError) for o in outcomes[10:12])
+    entries = [o for o in outcomes if isinstance(o, Entry)]
+    assert len(entries) == 20
+    assert sorted(e.balance for e in entries) == list(range(80, 100))
+    assert (await api.balance(user))["balance"] == 80
+    rows = await db.fetchval(
+        "SELECT count(*) FROM credits.transactions WHERE user_id = $1 AND type = 'usage'", user.id
+    )
+    assert rows == 20 and await version(db, user.id) > before
+    assert await audit(db) == []
+
+
 @contextlib.asynccontextmanager
 async def fresh_client(base: str) -> AsyncIterator[httpx.AsyncClient]:
     """Its own connections: none a keep-alive timeout of the session's client could close under it."""
     limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
         yield http
-
-
-@pytest.fixture
-async def uncoalesced(settings: Settings) -> AsyncIterator[str]:
-    """A second instance on the same database with coalescing off: the one-statement path."""
-    server = LiveServer(create_app(Settings(**{**settings.model_dump(), "COALESCE_DEBITS": False})))
-    try:
-        yield await server.start()
-    finally:
-        await server.stop()
 
 
 async def hot_account(api: Api, http: httpx.AsyncClient, db: asyncpg.Connection) -> dict[str, Any]:

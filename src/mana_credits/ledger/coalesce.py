@@ -150,6 +150,22 @@ class Coalescer:
         return await self._batcher.submit(item)
 
     async def _apply(self, items: list[UsageDebit]) -> list[Entry | Exception]:
+        try:
+            return await self._apply_together(items)
+        except asyncpg.DataError:
+            if len(items) == 1:
+                raise
+        # A value the database refuses (a NUL character) failed the one statement for every debit in it;
+        # deciding each on its own fails only the debit that carried it.
+        outcomes: list[Entry | Exception] = []
+        for item in items:
+            try:
+                outcomes += await self._apply_together([item])
+            except asyncpg.DataError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def _apply_together(self, items: list[UsageDebit]) -> list[Entry | Exception]:
         retries = DEADLOCK_RETRIES
         while True:
             try:
