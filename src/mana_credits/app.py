@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -122,10 +123,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         runner = JobRunner([job for source in JOB_SOURCES for job in source.jobs(ctx)])
         if settings.MANA_CREDITS_SCHEDULER:
             runner.start()
+        flushing = asyncio.create_task(metrics.flush_every())
         settle_heap()
         try:
             yield
         finally:
+            flushing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flushing  # its last flush
             await _shut_down(runner, ctx)
 
     app = Litestar(
@@ -160,4 +165,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         debug=False,
     )
     cors_for_browsers(app)
+    credits_endpoints.debit_lane(app)
     return app

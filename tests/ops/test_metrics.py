@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mana_credits.context import AppContext
-from mana_credits.kit import logs, money_metrics
+from mana_credits.kit import logs, metrics, money_metrics
 from mana_credits.kit.edge import edge_middleware
 from mana_credits.kit.jobs import Job, JobRunner
 from tests.conftest import Served
@@ -157,3 +158,48 @@ async def test_http_requests_counted_per_route_and_status(api: Api, client: http
     assert grew("mana_credits_request_duration_seconds_count", "200") == 3
     assert grew("mana_credits_requests_error_total", "401") == 0
     assert value(after, "mana_credits_requests_in_progress", **{**route, "status_code": "200"}) == 0
+
+
+async def test_tallied_requests_reach_the_shared_values_exactly(client: httpx.AsyncClient) -> None:
+    # Requests are tallied in the process and flushed (each second, and before /metrics answers).
+    path = f"/tallied/{uuid.uuid4()}"
+    for seconds, status in [(0.003, 200), (0.2, 200), (20.0, 200), (0.01, 503)]:
+        metrics.request_started("POST", path)
+        metrics.request_finished("POST", path, status, seconds)
+    metrics.request_started("POST", path)  # still in flight at the scrape
+    scraped = await scrape(client)
+    metrics.request_finished("POST", path, 200, 0.001)
+    ok = {"method": "POST", "path": path, "app_name": "mana_credits", "status_code": "200"}
+    failed = {**ok, "status_code": "503"}
+    assert value(scraped, "mana_credits_requests_total", **ok) == 3
+    assert value(scraped, "mana_credits_requests_error_total", **ok) == 0
+    assert value(scraped, "mana_credits_requests_total", **failed) == 1
+    assert value(scraped, "mana_credits_requests_error_total", **failed) == 1
+    buckets = {le: value(scraped, "mana_credits_request_duration_seconds_bucket", **ok, le=le) for le in
+               ("0.005", "0.1", "0.25", "10.0", "+Inf")}  # fmt: skip
+    assert buckets == {"0.005": 1, "0.1": 1, "0.25": 2, "10.0": 2, "+Inf": 3}
+    assert value(scraped, "mana_credits_request_duration_seconds_sum", **ok) == pytest.approx(20.203)
+    assert value(scraped, "mana_credits_request_duration_seconds_count", **ok) == 3
+    assert value(scraped, "mana_credits_requests_in_progress", **ok) == 1
+
+
+async def test_debits_answered_ahead_of_the_framework_are_counted(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    route = {"method": "POST", "path": "/api/v1/internal/credits/use", "app_name": "mana_credits"}
+    before = await scrape(client)
+    user = api.actor()
+    await api.fund(user.id, 2)
+    debit = {"userId": user.id, "amount": 1, "appId": "chat", "description": "counted"}
+    statuses = [
+        (await client.post(route["path"], json=debit, headers=service_headers())).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [200, 200, 402]
+    after = await scrape(client)
+    for status, count in (("200", 2), ("402", 1)):
+        labels = {**route, "status_code": status}
+        grown = value(after, "mana_credits_requests_total", **labels) - value(
+            before, "mana_credits_requests_total", **labels
+        )
+        assert grown == count

@@ -18,12 +18,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Response, Router, get, post
+from litestar import Litestar, Response, Router, get, post
 from litestar.params import Parameter, QueryParameter
+from litestar.types import Scope
 
 from mana_credits import ledger
 from mana_credits.accounts.endpoints import erase_account
-from mana_credits.auth.dependencies import CALLER, USER
+from mana_credits.auth.dependencies import CALLER, USER, identify_service
 from mana_credits.auth.models import AuthUser, ServiceCaller
 from mana_credits.context import AppContext
 from mana_credits.credits import holds, repository, service
@@ -47,8 +48,9 @@ from mana_credits.credits.schemas import (
     UseResult,
 )
 from mana_credits.db.pool import Conn
-from mana_credits.kit import idempotency
+from mana_credits.kit import idempotency, lane
 from mana_credits.kit.batching import Batcher
+from mana_credits.kit.errors import CreditsError
 from mana_credits.kit.idempotency import Idempotent
 from mana_credits.kit.pagination import decode_cursor, encode_cursor
 from mana_credits.kit.validation import UserIdParam, parse_uuid
@@ -73,10 +75,9 @@ async def _use(
     extra: dict[str, Any] | None = None,
 ) -> Response[UseResult]:
     idem = idem.with_body_key(data.idempotency_key)
-    metadata = {**(data.metadata or {}), **(extra or {})} or None
     if idem.key is None and ctx.settings.COALESCE_DEBITS:
-        item = UsageDebit(user_id, data.amount, app_id, data.description, metadata)
-        return Response(UseResult.of(await _debits(ctx).debit(item)))
+        return Response(await grouped_use(ctx, user_id, data, app_id, extra))
+    metadata = _metadata(data, extra)
 
     async def work(conn: Conn) -> UseResult:
         entry = await ledger.debit(
@@ -96,13 +97,28 @@ async def _use(
     return await idem.run("credits.use", params, work, legacy_user=user_id, one_statement=True)
 
 
-def _debits(ctx: AppContext) -> Coalescer:
-    """The process's group commit of keyless debits (ledger.coalesce)."""
+def _metadata(data: UseCredits, extra: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {**(data.metadata or {}), **(extra or {})} or None
+
+
+async def grouped_use(
+    ctx: AppContext, user_id: str, data: UseCredits, app_id: str, extra: dict[str, Any] | None
+) -> UseResult:
+    """A keyless debit through the process's group commit (ledger.coalesce); InsufficientCredits when
+    the balance cannot cover it."""
     found = ctx.extras.get(_COALESCER)
     if found is None:
         found = ctx.extras[_COALESCER] = Coalescer(ctx.pool)
     assert isinstance(found, Coalescer)
-    return found
+    item = UsageDebit(user_id, data.amount, app_id, data.description, _metadata(data, extra))
+    return UseResult.of(await found.debit(item))
+
+
+def booked_app(caller: ServiceCaller, data: InternalUseCredits) -> tuple[str, dict[str, Any] | None]:
+    """The app a service's debit is booked to, and the caller in its metadata when that is another app."""
+    # A per-app key names the app authoritatively; with the shared key the body's appId is all we have.
+    app_id = caller.app_id if caller.per_app_key else data.app_id
+    return app_id, {"calledBy": caller.app_id} if caller.app_id != app_id else None
 
 
 def _balance_reads(ctx: AppContext) -> Batcher[str, Balance]:
@@ -196,10 +212,7 @@ async def user_balance(ctx: AppContext, caller: ServiceCaller, user_id: UserIdPa
 async def internal_use(
     ctx: AppContext, caller: ServiceCaller, data: InternalUseCredits, idem: Idempotent
 ) -> Response[UseResult]:
-    # A per-app key names the app authoritatively; with the shared key the body's appId is all we have.
-    app_id = caller.app_id if caller.per_app_key else data.app_id
-    extra = {"calledBy": caller.app_id} if caller.app_id != app_id else None
-    return await _use(ctx, idem, data.user_id, data, app_id, extra)
+    return await _use(ctx, idem, data.user_id, data, *booked_app(caller, data))
 
 
 @post("/refund", status_code=200)
@@ -318,5 +331,38 @@ internal_routes = Router(
     ],
     tags=["internal"],
 )
+
+# ---- the keyless internal debit, answered ahead of the framework (kit.lane) ----
+
+_DECODE_INTERNAL_USE = msgspec.json.Decoder(InternalUseCredits).decode
+# Read once each; an idempotency key (its own transaction) or a browser's Origin (CORS) take the route.
+_LANE_HEADERS = (b"x-service-key", b"x-app-id", b"content-type")
+_ROUTE_HEADERS = (b"idempotency-key", b"origin")
+
+
+def _take_keyless_debit(scope: Scope, body: bytes) -> lane.Work | None:
+    """The work of a service's keyless debit when the route would coalesce it (answering 200 or 402);
+    None for anything else, which the route answers (its 400s and 401s worded as everywhere)."""
+    ctx: AppContext = scope["app"].state.ctx
+    headers = lane.headers_once(scope, _LANE_HEADERS, refused=_ROUTE_HEADERS)
+    if headers is None or not ctx.settings.COALESCE_DEBITS:
+        return None
+    key, app_header = headers.get(b"x-service-key"), headers.get(b"x-app-id")
+    if key is None or headers.get(b"content-type") != b"application/json":
+        return None
+    try:
+        data = _DECODE_INTERNAL_USE(body)
+        app_id = None if app_header is None else app_header.decode("latin-1")
+        caller = identify_service(key.decode("latin-1"), app_id, ctx)
+    except (msgspec.DecodeError, CreditsError):
+        return None
+    if data.idempotency_key is not None:
+        return None
+    return lambda: grouped_use(ctx, data.user_id, data, *booked_app(caller, data))
+
+
+def debit_lane(app: Litestar) -> None:
+    lane.answer_ahead(app, "POST", "/api/v1/internal/credits/use", _take_keyless_debit)
+
 
 routes = [personal_routes, public_routes, internal_routes]

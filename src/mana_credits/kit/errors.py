@@ -196,3 +196,8 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     **dict.fromkeys(DATABASE_UNAVAILABLE, handle_database_unavailable),
     Exception: handle_unexpected,
 }
+
+
+def handler_for(exc: Exception) -> Any:
+    """The handler of EXCEPTION_HANDLERS that Litestar picks for `exc`: the one of its nearest class."""
+    return next(EXCEPTION_HANDLERS[cls] for cls in type(exc).__mro__ if cls in EXCEPTION_HANDLERS)

@@ -7,12 +7,20 @@ fork; importing this module makes it use a remembered pid instead, refreshed aft
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import os
+from dataclasses import dataclass, field
+from typing import Any
 
+from litestar import Request
 from litestar.plugins.prometheus import PrometheusController
 from prometheus_client import Counter, Gauge, Histogram, values
 
-__all__ = ["Controller", "Counter", "Gauge", "Histogram", "request_finished", "request_started"]
+__all__ = [
+    "Controller", "Counter", "Gauge", "Histogram",
+    "flush", "flush_every", "request_finished", "request_started",
+]  # fmt: skip
 
 _pid = os.getpid()
 
@@ -32,10 +40,6 @@ if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     values.ValueClass = values.MultiProcessValue(process_identifier=_process_id)  # type: ignore[no-untyped-call]
 
 
-# GET /metrics: every worker's values, merged from the shared folder.
-Controller = PrometheusController
-
-
 # The metrics, names and labels of Litestar's Prometheus middleware (dashboards read them), without its
 # per-request work: a Request object, label dicts and four label lookups under a lock on every request.
 _LABELS = ["method", "path", "status_code", "app_name"]
@@ -47,39 +51,78 @@ IN_PROGRESS = Gauge(
 REQUESTS = Counter("mana_credits_requests_total", "Total requests", _LABELS)
 ERRORS = Counter("mana_credits_requests_error_total", "Total errors in requests", _LABELS)
 DURATION = Histogram("mana_credits_request_duration_seconds", "Request duration, in seconds", _LABELS)
+_BOUNDS = [*Histogram.DEFAULT_BUCKETS]  # DURATION's, +Inf last
 
-_in_progress: dict[tuple[str, str], Gauge] = {}
-_finished: dict[tuple[str, str, int], tuple[Counter, Counter, Histogram]] = {}
-
-
-def _gauge(method: str, path: str) -> Gauge:
-    found = _in_progress.get((method, path))
-    if found is None:
-        # Counted under status 200, as Litestar's middleware did (the status is not known yet).
-        found = _in_progress[method, path] = IN_PROGRESS.labels(method, path, 200, _APP)
-    return found
+# Requests are tallied in the process and added to the shared values by `flush`, each second and before
+# /metrics answers: in multiprocess mode every update takes a lock and writes a memory-mapped file, and
+# five of them per request were a fifth of a debit's CPU (bench/README.md).
+FLUSH_SECONDS = 1.0
 
 
-def _series(method: str, path: str, status: int) -> tuple[Counter, Counter, Histogram]:
-    found = _finished.get((method, path, status))
-    if found is None:
-        labels = (method, path, status, _APP)
-        found = _finished[method, path, status] = (
-            REQUESTS.labels(*labels), ERRORS.labels(*labels), DURATION.labels(*labels),
-        )  # fmt: skip
-    return found
+@dataclass(slots=True)
+class _Tally:
+    requests: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    buckets: list[int] = field(default_factory=lambda: [0] * len(_BOUNDS))
+
+
+_in_flight: dict[tuple[str, str], int] = {}
+_tallies: dict[tuple[str, str, int], _Tally] = {}
 
 
 def request_started(method: str, path: str) -> None:
     """Count a request in flight under its route (its path template: the series stay few)."""
-    _gauge(method, path).inc()
+    _in_flight[method, path] = _in_flight.get((method, path), 0) + 1
 
 
 def request_finished(method: str, path: str, status: int, seconds: float) -> None:
     """Request count, errors and duration (until the response body was sent) of a finished request."""
-    _gauge(method, path).dec()
-    requests, errors, durations = _series(method, path, status)
+    _in_flight[method, path] -= 1
+    tally = _tallies.get((method, path, status))
+    if tally is None:
+        tally = _tallies[method, path, status] = _Tally()
+    tally.requests += 1
     if status >= 500:
-        errors.inc()
-    requests.inc()
-    durations.observe(seconds)
+        tally.errors += 1
+    tally.seconds += seconds
+    tally.buckets[bisect.bisect_left(_BOUNDS, seconds)] += 1
+
+
+def flush() -> None:
+    """Add the requests tallied since the last flush to the shared values."""
+    global _tallies
+    tallies, _tallies = _tallies, {}
+    for (method, path), count in _in_flight.items():
+        # Under status 200, as Litestar's middleware did (the status is not known yet).
+        IN_PROGRESS.labels(method, path, 200, _APP).set(count)
+    for (method, path, status), tally in tallies.items():
+        labels = (method, path, status, _APP)
+        REQUESTS.labels(*labels).inc(tally.requests)
+        ERRORS.labels(*labels).inc(tally.errors)
+        # prometheus_client observes one value at a time; its sum and buckets take a tally's at once.
+        durations = DURATION.labels(*labels)
+        durations._sum.inc(tally.seconds)
+        for bucket, count in zip(durations._buckets, tally.buckets, strict=True):
+            if count:
+                bucket.inc(count)
+
+
+async def flush_every(seconds: float = FLUSH_SECONDS) -> None:
+    """The process's flush loop (app lifespan); flushes once more when cancelled."""
+    try:
+        while True:
+            await asyncio.sleep(seconds)
+            flush()
+    finally:
+        flush()
+
+
+async def _flush_first(_: Request[Any, Any, Any]) -> None:
+    flush()
+
+
+class Controller(PrometheusController):
+    """GET /metrics: every worker's values, merged from the shared folder; this worker's tallies first."""
+
+    before_request = staticmethod(_flush_first)
