@@ -189,7 +189,7 @@ async def live(settings: Settings, clock: Clock) -> AsyncIterator[tuple[LiveServ
 @pytest.fixture(scope="session")
 async def uncoalesced(settings: Settings, clock: Clock) -> AsyncIterator[str]:
     """A second instance on the same database with coalescing off: keyless debits take the route's
-    one-statement path, never the group commit or its lane (credits.lane)."""
+    one-statement path, never the group commit or its lane (kit.lane)."""
     server = LiveServer(
         create_app(Settings(**{**settings.model_dump(), "COALESCE_DEBITS": False}), clock=clock)
     )
