@@ -165,5 +165,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         debug=False,
     )
     cors_for_browsers(app)
-    credits_endpoints.debit_lane(app)
+    credits_endpoints.lanes(app)
     return app

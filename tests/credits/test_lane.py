@@ -1,11 +1,14 @@
-"""The keyless internal debit's lane (credits.lane) answers exactly as the route does: the same request sent
+"""The lanes (kit.lane) answer exactly as their routes do. The keyless internal debit: the same request sent
 to this service and to an instance without coalescing (where the route answers every debit) gets the same
-status, headers, body and balance movement, whether the lane takes it or hands it on."""
+status, headers, body and balance movement, whether the lane takes it or hands it on. A balance read: the
+same with and without an Origin (which sends it the route's way)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
+import uuid
 from typing import Any
 
 import httpx
@@ -13,7 +16,7 @@ import pytest
 from litestar import Litestar
 
 from tests.conftest import LiveServer
-from tests.support import APP_KEYS, SERVICE_KEY, Actor, Api
+from tests.support import APP_KEYS, SERVICE_KEY, Actor, Api, JwksServer
 
 USE = "/api/v1/internal/credits/use"
 KEYED = {"X-Service-Key": SERVICE_KEY, "X-App-Id": "chat"}
@@ -162,3 +165,64 @@ async def test_a_repeated_service_key_header_is_judged_by_the_route(
     sent = await _call(live[0].app, _scope(body, headers), [{"type": "http.request", "body": body}])
     assert sent[0]["status"] == 401
     assert (await api.balance(user))["balance"] == 10
+
+
+# ---- GET /credits/balance: apps and servers take the lane; a browser (Origin) takes the route ----
+
+BALANCE = "/api/v1/credits/balance"
+CORS = ("access-control-", "vary")
+
+
+async def _balance_both(client: httpx.AsyncClient, headers: dict[str, str], query: str = "") -> list[Any]:
+    """The same balance read without an Origin (the lane's) and with one (the route's): status, headers
+    except CORS's, body."""
+    answers = []
+    for origin in ({}, {"Origin": "http://localhost:5173"}):
+        r = await client.get(BALANCE + query, headers={**headers, **origin})
+        kept = {
+            k: v for k, v in r.headers.items() if not k.startswith(CORS) and k not in ("date", "x-request-id")
+        }
+        answers.append((r.status_code, kept, r.json()))
+    return answers
+
+
+def _minted(jwks: JwksServer, user_id: str, **claims: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {jwks.mint({'sub': user_id, **claims})}"}
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("valid", 200),
+        ("query string", 200),
+        ("no account yet", 200),
+        ("expired", 401),
+        ("wrong audience", 401),
+        ("not a token", 401),
+        ("basic scheme", 401),
+        ("no authorization", 401),
+        ("lower-case scheme", 200),
+    ],
+)
+async def test_a_balance_read_is_the_same_as_the_routes(
+    api: Api, client: httpx.AsyncClient, jwks: JwksServer, case: str, status: int
+) -> None:
+    user = api.actor()
+    await api.fund(user.id, 42)
+    query = "?fresh=1" if case == "query string" else ""
+    headers = {
+        "valid": user.headers,
+        "query string": user.headers,
+        "no account yet": _minted(jwks, f"u-{uuid.uuid4()}"),
+        "expired": _minted(jwks, user.id, exp=int(time.time()) - 60),
+        "wrong audience": _minted(jwks, user.id, aud="someone-else"),
+        "not a token": {"Authorization": "Bearer not.a.token"},
+        "basic scheme": {"Authorization": "Basic dXNlcjpwYXNz"},
+        "no authorization": {},
+        "lower-case scheme": {"Authorization": f"bearer {user.token}"},
+    }[case]
+    lane, route = await _balance_both(client, headers, query)
+    assert lane[0] == status
+    assert lane == route
+    if case == "valid":
+        assert lane[2]["balance"] == 42

@@ -26,11 +26,16 @@ def provide_ctx(request: Request[Any, Any, Any]) -> AppContext:
 # `user` and `caller` take `ctx` as a dependency although they could read it from the app state: Litestar
 # resolves independent dependencies concurrently in a task group per request, chained ones in plain order.
 async def provide_user(ctx: AppContext, request: Request[Any, Any, Any]) -> AuthUser:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.headers.get("authorization", ""))
+    if token is None:
         raise Unauthorized("Missing bearer token")
-    return await ctx.verifier.verify(token.strip())
+    return await ctx.verifier.verify(token)
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, else None."""
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 async def provide_admin(ctx: AppContext, request: Request[Any, Any, Any]) -> AuthUser:

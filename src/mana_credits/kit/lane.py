@@ -1,11 +1,12 @@
 """A route's commonest request answered ahead of the framework: straight from ASGI to the work, through the
-same edge (kit.edge) as every route. For the hottest path only (credits.endpoints: the keyless internal
-debit), where Litestar's routing, dependency injection and response building cost more than the work.
+same edge (kit.edge) as every route. For the hottest paths only (credits.endpoints: the keyless internal
+debit, a person's balance), where Litestar's routing, dependency injection and response building cost more
+than the work.
 
-The route's own `take` decides from the headers and the whole body: it returns the work when it can answer
-exactly as the route would, else None, and the request goes on to the app with its body intact, so Litestar
-answers it (every error included) as it answers any other. The work's exceptions are worded by the app's
-own handlers (kit.errors), as on the route.
+The route's own `take` decides from the headers and the whole body (empty without a declared length): it
+returns the work when it can answer exactly as the route would, else None, and the request goes on to the
+app with its body intact, so Litestar answers it (every error included) as it answers any other. The work's
+exceptions are worded by the app's own handlers (kit.errors), as on the route.
 """
 
 from __future__ import annotations
@@ -39,15 +40,16 @@ def answer_ahead(app: Litestar, method: str, path: str, take: Take) -> None:
         if scope["type"] != ScopeType.HTTP or scope["path"] != path or scope["method"] != method:
             await rest(scope, receive, send)
             return
-        if not _sized(scope):
+        length = _declared_length(scope)
+        if length is None:
             await rest(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await _read_body(receive) if length else b""
         if body is None:  # the client went away: nobody to answer
             return
         work = take(scope, body)
         if work is None:
-            await rest(scope, _replaying(body, receive), send)
+            await rest(scope, _replaying(body, receive) if length else receive, send)
             return
         await edge_middleware(_answering(work))(scope, receive, send)
 
@@ -68,11 +70,14 @@ def headers_once(
     return found
 
 
-def _sized(scope: Scope) -> bool:
-    """Whether the body has a declared length within MAX_BODY (a chunked one goes the long way)."""
+def _declared_length(scope: Scope) -> int | None:
+    """The body's declared length (0 without one); None when it is chunked or beyond MAX_BODY: those go
+    the long way."""
     lengths = headers_once(scope, (b"content-length",), refused=(b"transfer-encoding",))
-    length = b"" if lengths is None else lengths.get(b"content-length", b"")
-    return length.isdigit() and int(length) <= MAX_BODY
+    if lengths is None:
+        return None
+    length = lengths.get(b"content-length", b"0")
+    return int(length) if length.isdigit() and int(length) <= MAX_BODY else None
 
 
 async def _read_body(receive: Receive) -> bytes | None:
