@@ -79,9 +79,10 @@ async def _serve_in_process(mode: str, requests: int) -> None:
     async with embedded_database() as url:
         await seed(url, USERS, 1_000_000_000)
         # Metrics in multiprocess mode, as the served workers keep them (`serve` sets the folder).
+        metrics_dir = tempfile.mkdtemp(prefix="mana-credits-metrics-")
         os.environ.update(DATABASE_URL=url, MANA_SERVICE_KEY=SERVICE_KEY, MANA_CREDITS_ENV="development",
                           MANA_CREDITS_SCHEDULER="false", MANA_CREDITS_DATA_DIR=data_dir,
-                          PROMETHEUS_MULTIPROC_DIR=tempfile.mkdtemp(prefix="mana-credits-metrics-"))  # fmt: skip
+                          PROMETHEUS_MULTIPROC_DIR=metrics_dir)  # fmt: skip
         from mana_credits import asgi
 
         async def stream(first: int, start: int) -> None:
