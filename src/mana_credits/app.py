@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -31,7 +30,7 @@ from mana_credits.kit.clock import Clock
 from mana_credits.kit.edge import edge_middleware
 from mana_credits.kit.errors import EXCEPTION_HANDLERS
 from mana_credits.kit.headers import cors_for_browsers
-from mana_credits.kit.jobs import JobRunner
+from mana_credits.kit.jobs import Job, JobRunner
 from mana_credits.kit.validation import strict_json_body
 from mana_credits.ledger import tasks as ledger_tasks
 from mana_credits.notifications import tasks as notification_tasks
@@ -123,14 +122,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         runner = JobRunner([job for source in JOB_SOURCES for job in source.jobs(ctx)])
         if settings.MANA_CREDITS_SCHEDULER:
             runner.start()
-        flushing = asyncio.create_task(metrics.flush_every())
+        # Each process adds its tallied request metrics to the shared ones, scheduler or not.
+        flusher = JobRunner([Job("metrics.flush", metrics.FLUSH_SECONDS, metrics.flushed)])
+        flusher.start()
         settle_heap()
         try:
             yield
         finally:
-            flushing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flushing  # its last flush
+            await flusher.stop()
+            metrics.flush()  # the requests of the last second
             await _shut_down(runner, ctx)
 
     app = Litestar(

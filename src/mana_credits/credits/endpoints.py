@@ -335,20 +335,16 @@ internal_routes = Router(
 # ---- answered ahead of the framework (kit.lane) ----
 
 _DECODE_INTERNAL_USE = msgspec.json.Decoder(InternalUseCredits).decode
-# Read once each; an idempotency key (its own transaction) or a browser's Origin (CORS) take the route.
-_LANE_HEADERS = (b"x-service-key", b"x-app-id", b"content-type")
-_ROUTE_HEADERS = (b"idempotency-key", b"origin")
 
 
-def _take_keyless_debit(scope: Scope, body: bytes) -> lane.Work | None:
+def _take_keyless_debit(scope: Scope, headers: lane.Headers, body: bytes) -> lane.Work | None:
     """The work of a service's keyless debit when the route would coalesce it (answering 200 or 402);
-    None for anything else, which the route answers (its 400s and 401s worded as everywhere)."""
+    None for anything else, which the route answers: a header key (its own transaction), and the 400s
+    and 401s, worded as everywhere."""
     ctx: AppContext = scope["app"].state.ctx
-    headers = lane.headers_once(scope, _LANE_HEADERS, refused=_ROUTE_HEADERS)
-    if headers is None or not ctx.settings.COALESCE_DEBITS:
-        return None
     key, app_header = headers.get(b"x-service-key"), headers.get(b"x-app-id")
-    if key is None or headers.get(b"content-type") != b"application/json":
+    json = headers.get(b"content-type") == b"application/json"
+    if key is None or not json or b"idempotency-key" in headers or not ctx.settings.COALESCE_DEBITS:
         return None
     try:
         data = _DECODE_INTERNAL_USE(body)
@@ -361,16 +357,10 @@ def _take_keyless_debit(scope: Scope, body: bytes) -> lane.Work | None:
     return lambda: grouped_use(ctx, data.user_id, data, *booked_app(caller, data))
 
 
-def _take_balance(scope: Scope, body: bytes) -> lane.Work | None:
-    """The work of `GET /credits/balance` with a bearer token and no Origin (apps and servers; a browser's
-    request takes the route for its CORS headers). The token is checked in the work: a bad one is the
-    route's 401 all the same."""
-    headers = lane.headers_once(scope, (b"authorization",), refused=(b"origin",))
-    token = (
-        None
-        if headers is None or body
-        else bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
-    )
+def _take_balance(scope: Scope, headers: lane.Headers, body: bytes) -> lane.Work | None:
+    """The work of `GET /credits/balance` with a bearer token (apps and servers). The token is checked in
+    the work: a bad one is the route's 401 all the same."""
+    token = None if body else bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
     if token is None:
         return None
     ctx: AppContext = scope["app"].state.ctx
@@ -384,8 +374,13 @@ def _take_balance(scope: Scope, body: bytes) -> lane.Work | None:
 
 def lanes(app: Litestar) -> None:
     """The commonest requests of the two hottest routes, answered ahead of the framework."""
-    lane.answer_ahead(app, "POST", "/api/v1/internal/credits/use", _take_keyless_debit)
-    lane.answer_ahead(app, "GET", "/api/v1/credits/balance", _take_balance)
+    lane.answer_ahead(
+        app,
+        {
+            ("POST", "/api/v1/internal/credits/use"): _take_keyless_debit,
+            ("GET", "/api/v1/credits/balance"): _take_balance,
+        },
+    )
 
 
 routes = [personal_routes, public_routes, internal_routes]

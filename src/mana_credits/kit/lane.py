@@ -24,30 +24,35 @@ from mana_credits.kit.errors import handler_for
 
 # The work of a taken request: its answer's body (a Struct, status 200), or it raises.
 Work = Callable[[], Awaitable[msgspec.Struct]]
-Take = Callable[[Scope, bytes], Work | None]
+# A request's headers by name, each sent once.
+Headers = dict[bytes, bytes]
+Take = Callable[[Scope, Headers, bytes], Work | None]
 
 # Larger bodies go the long way (the app answers 413 past its own limit).
 MAX_BODY = 16 * 1024
 _JSON = (b"content-type", b"application/json")
 
 
-def answer_ahead(app: Litestar, method: str, path: str, take: Take) -> None:
-    """Put a lane for `method path` in front of the app's request handling (after Litestar has set up
-    the scope, so the app's exception handlers find the app in it)."""
+def answer_ahead(app: Litestar, lanes: dict[tuple[str, str], Take]) -> None:
+    """Put one lane per (method, path) in front of the app's request handling, all in one layer (after
+    Litestar has set up the scope, so the app's exception handlers find the app in it).
+
+    A lane never takes a request with an `Origin` (a browser: the CORS middleware behind must add its
+    headers), a header sent twice (the app reads the first of repeated headers), a chunked body or one
+    beyond MAX_BODY."""
     rest = app.asgi_handler
 
     async def lane(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or scope["path"] != path or scope["method"] != method:
-            await rest(scope, receive, send)
-            return
-        length = _declared_length(scope)
-        if length is None:
+        take = lanes.get((scope["method"], scope["path"])) if scope["type"] == ScopeType.HTTP else None
+        headers = None if take is None else _headers(scope)
+        length = None if headers is None else _declared_length(headers)
+        if take is None or headers is None or length is None:
             await rest(scope, receive, send)
             return
         body = await _read_body(receive) if length else b""
         if body is None:  # the client went away: nobody to answer
             return
-        work = take(scope, body)
+        work = take(scope, headers, body)
         if work is None:
             await rest(scope, _replaying(body, receive) if length else receive, send)
             return
@@ -56,28 +61,22 @@ def answer_ahead(app: Litestar, method: str, path: str, take: Take) -> None:
     app.asgi_handler = lane
 
 
-def headers_once(
-    scope: Scope, wanted: tuple[bytes, ...], refused: tuple[bytes, ...]
-) -> dict[bytes, bytes] | None:
-    """The `wanted` headers of the request; None when one of them is repeated (Litestar reads the first of
-    repeated headers, a lane none) or one of `refused` is present."""
-    found: dict[bytes, bytes] = {}
+def _headers(scope: Scope) -> Headers | None:
+    """The request's headers; None when one is sent twice or it comes from a browser (`Origin`)."""
+    found: Headers = {}
     for name, value in scope["headers"]:
-        if name in refused or name in found:
+        if name in found or name == b"origin":
             return None
-        if name in wanted:
-            found[name] = value
+        found[name] = value
     return found
 
 
-def _declared_length(scope: Scope) -> int | None:
-    """The body's declared length (0 without one); None when it is chunked or beyond MAX_BODY: those go
-    the long way."""
-    lengths = headers_once(scope, (b"content-length",), refused=(b"transfer-encoding",))
-    if lengths is None:
+def _declared_length(headers: Headers) -> int | None:
+    """The body's declared length (0 without one); None when it is chunked or beyond MAX_BODY."""
+    length = headers.get(b"content-length", b"0")
+    if b"transfer-encoding" in headers or not length.isdigit() or int(length) > MAX_BODY:
         return None
-    length = lengths.get(b"content-length", b"0")
-    return int(length) if length.isdigit() and int(length) <= MAX_BODY else None
+    return int(length)
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -7,7 +7,6 @@ fork; importing this module makes it use a remembered pid instead, refreshed aft
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import os
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from prometheus_client import Counter, Gauge, Histogram, values
 
 __all__ = [
     "Controller", "Counter", "Gauge", "Histogram",
-    "flush", "flush_every", "request_finished", "request_started",
+    "flush", "flushed", "request_finished", "request_started",
 ]  # fmt: skip
 
 _pid = os.getpid()
@@ -108,14 +107,9 @@ def flush() -> None:
                 bucket.inc(count)
 
 
-async def flush_every(seconds: float = FLUSH_SECONDS) -> None:
-    """The process's flush loop (app lifespan); flushes once more when cancelled."""
-    try:
-        while True:
-            await asyncio.sleep(seconds)
-            flush()
-    finally:
-        flush()
+async def flushed() -> None:
+    """`flush` as a job (kit.jobs) that the app's lifespan runs every FLUSH_SECONDS in each process."""
+    flush()
 
 
 async def _flush_first(_: Request[Any, Any, Any]) -> None:
