@@ -10,10 +10,12 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from mana_credits.app import create_app
 from mana_credits.config import Settings
 from mana_credits.context import AppContext
+from mana_credits.db.pool import SESSION, init_connection
 from mana_credits.kit.errors import InsufficientCredits
 from mana_credits.ledger import TxType, take_back
 from mana_credits.ledger.audit import audit
@@ -40,7 +42,10 @@ async def funded(api: Api, db: asyncpg.Connection, credits: int) -> tuple[Actor,
 async def together(ctx: AppContext, debits: list[UsageDebit]) -> list[Entry | BaseException]:
     """The debits sent at once through one group commit (the first alone, the rest in the next batch)."""
     coalescer = Coalescer(ctx.pool)
-    return await asyncio.gather(*map(coalescer.debit, debits), return_exceptions=True)
+    try:
+        return await asyncio.gather(*map(coalescer.debit, debits), return_exceptions=True)
+    finally:
+        await coalescer.aclose()
 
 
 async def test_200_debits_of_1_on_100_in_one_process(
@@ -145,6 +150,65 @@ async def test_a_value_the_database_refuses_fails_only_its_own_debit(
         "SELECT count(*) FROM credits.transactions WHERE user_id = $1 AND type = 'usage'", user.id
     )
     assert rows == 20 and await version(db, user.id) > before
+    assert await audit(db) == []
+
+
+# ---- the connection the batches keep ----
+
+KEPT = "coalescer-under-test"
+
+
+@contextlib.asynccontextmanager
+async def named_pool(ctx: AppContext, **options: Any) -> AsyncIterator[asyncpg.Pool]:
+    """A pool of its own whose sessions the test finds by name in pg_stat_activity."""
+    pool = await asyncpg.create_pool(
+        ctx.settings.DATABASE_URL, min_size=1, max_size=2, init=init_connection,
+        server_settings={**SESSION, "application_name": KEPT}, **options,
+    )  # fmt: skip
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def test_a_connection_the_server_ended_is_replaced_before_the_next_batch(
+    api: Api, ctx: AppContext, db: asyncpg.Connection
+) -> None:
+    user, _ = await funded(api, db, 10)
+    async with named_pool(ctx) as pool:
+        coalescer = Coalescer(pool)
+        assert (await coalescer.debit(UsageDebit(user.id, 1, "chat", "before"))).balance == 9
+        sessions = "SELECT pid FROM pg_stat_activity WHERE application_name = $1"
+        ended = [r["pid"] for r in await db.fetch(sessions, KEPT)]
+        # Returns once the sessions are gone (or after 5 s).
+        await db.execute("SELECT pg_terminate_backend(pid, 5000) FROM unnest($1::int[]) pid", ended)
+        assert not set(ended) & {r["pid"] for r in await db.fetch(sessions, KEPT)}
+        after = await coalescer.debit(UsageDebit(user.id, 1, "chat", "after"))
+        assert after.balance == 8 and after.total_spent == 2
+        await coalescer.aclose()
+        assert pool.get_idle_size() == pool.get_size()  # the kept connection is back in the pool
+    assert await audit(db) == []
+
+
+async def test_a_batch_that_timed_out_is_not_applied_and_the_next_gets_a_sound_connection(
+    api: Api, ctx: AppContext, db: asyncpg.Connection
+) -> None:
+    user, _ = await funded(api, db, 10)
+    # Bounded: a batch that went on waiting for the row lock the test holds would hang the test.
+    async with asyncio.timeout(30), named_pool(ctx, command_timeout=0.5) as pool:
+        coalescer = Coalescer(pool)
+        async with db.transaction():  # holds the balance row, so the batch waits past its timeout
+            await db.execute("SELECT 1 FROM credits.balances WHERE user_id = $1 FOR UPDATE", user.id)
+            with pytest.raises(TimeoutError):
+                await coalescer.debit(UsageDebit(user.id, 3, "chat", "timed out"))
+        entry = await coalescer.debit(UsageDebit(user.id, 1, "chat", "next"))
+        assert (entry.balance, entry.transaction.balance_before) == (9, 10)
+        await coalescer.aclose()
+        assert pool.get_idle_size() == pool.get_size()
+    descriptions = await db.fetch(
+        "SELECT description FROM credits.transactions WHERE user_id = $1 AND type = 'usage'", user.id
+    )
+    assert [r["description"] for r in descriptions] == ["next"]
     assert await audit(db) == []
 
 

@@ -37,6 +37,11 @@ class Batcher(Generic[Item, Result]):
             self._start()
         return await future
 
+    async def drained(self) -> None:
+        """Return once no batch is in flight (the queue stays as it is)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     def _start(self) -> None:
         # The batch takes the queue when its task first runs: items arriving until then ride along.
         self._in_flight += 1
