@@ -159,16 +159,25 @@ KEPT = "coalescer-under-test"
 
 
 @contextlib.asynccontextmanager
-async def named_pool(ctx: AppContext, **options: Any) -> AsyncIterator[asyncpg.Pool]:
-    """A pool of its own whose sessions the test finds by name in pg_stat_activity."""
+async def named_pool(
+    ctx: AppContext, resets: list[int] | None = None, **options: Any
+) -> AsyncIterator[asyncpg.Pool]:
+    """A pool of its own whose sessions the test finds by name in pg_stat_activity; each connection given
+    back to it appends 1 to `resets`."""
+
+    async def reset(conn: asyncpg.Connection) -> None:
+        if resets is not None:
+            resets.append(1)
+        await conn.reset()
+
     pool = await asyncpg.create_pool(
-        ctx.settings.DATABASE_URL, min_size=1, max_size=2, init=init_connection,
+        ctx.settings.DATABASE_URL, min_size=1, max_size=2, init=init_connection, reset=reset,
         server_settings={**SESSION, "application_name": KEPT}, **options,
     )  # fmt: skip
     try:
         yield pool
     finally:
-        await pool.close()
+        pool.terminate()  # not close(): it would wait forever for a connection a failed test still holds
 
 
 async def test_a_connection_the_server_ended_is_replaced_before_the_next_batch(
@@ -187,6 +196,22 @@ async def test_a_connection_the_server_ended_is_replaced_before_the_next_batch(
         assert after.balance == 8 and after.total_spent == 2
         await coalescer.aclose()
         assert pool.get_idle_size() == pool.get_size()  # the kept connection is back in the pool
+    assert await audit(db) == []
+
+
+async def test_a_kept_connection_idle_too_long_goes_back_to_the_pool_before_the_next_batch(
+    api: Api, ctx: AppContext, db: asyncpg.Connection
+) -> None:
+    user, _ = await funded(api, db, 10)
+    for keep_idle_seconds, given_back in ((3600.0, 0), (0.0, 2)):
+        resets: list[int] = []
+        async with named_pool(ctx, resets) as pool:
+            coalescer = Coalescer(pool, keep_idle_seconds=keep_idle_seconds)
+            for _ in range(3):
+                await coalescer.debit(UsageDebit(user.id, 1, "chat", "one"))
+            assert len(resets) == given_back  # before the second and the third batch, or never
+            await coalescer.aclose()
+    assert (await api.balance(user))["balance"] == 4
     assert await audit(db) == []
 
 

@@ -12,6 +12,7 @@ row lock orders them with these batches.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +87,11 @@ ORDER BY seq.n
 # A batch that loses a deadlock to another multi-row writer changed nothing and is sent again.
 DEADLOCK_RETRIES = 3
 
+# A kept connection unused for longer goes back to the pool, whose rules for idle connections then apply as
+# to any other: one left idle for hours may have been dropped without a word on the way (the idle timeout
+# of a NAT or load balancer), and the first batch of the morning would wait out its timeout on it.
+KEEP_IDLE_SECONDS = 30.0
+
 
 @dataclass(frozen=True, slots=True)
 class UsageDebit:
@@ -153,13 +159,16 @@ class Coalescer:
     each: a batch is one autocommit statement that leaves no session state, so the pool's reset query (a
     round trip, and more client CPU than the batch's own statement) is work for nothing. A connection that
     failed other than by an error PostgreSQL answered, or that the server closed, is closed and replaced,
-    so an exchange cut half-way never carries over into the next batch.
+    so an exchange cut half-way never carries over into the next batch; one left unused for a while goes
+    back to the pool.
     """
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, keep_idle_seconds: float = KEEP_IDLE_SECONDS) -> None:
         self.pool = pool
         self._batcher: Batcher[UsageDebit, Entry] = Batcher(self._apply)
         self._conn: PoolConnectionProxy[asyncpg.Record] | None = None
+        self._keep_idle_seconds = keep_idle_seconds
+        self._used_at = 0.0  # time.monotonic() of the kept connection's last batch
 
     async def debit(self, item: UsageDebit) -> Entry:
         """The Entry of this debit, or raises InsufficientCredits (nothing of it was applied)."""
@@ -209,10 +218,13 @@ class Coalescer:
                 raise
 
     async def _connection(self) -> PoolConnectionProxy[asyncpg.Record]:
-        if self._conn is not None and not _open(self._conn):
+        now = time.monotonic()
+        idle_too_long = now - self._used_at > self._keep_idle_seconds
+        if self._conn is not None and (idle_too_long or not _open(self._conn)):
             await self._give_back()
         if self._conn is None:
             self._conn = await self.pool.acquire()
+        self._used_at = now
         return self._conn
 
     async def _give_back(self) -> None:
