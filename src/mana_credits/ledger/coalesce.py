@@ -158,9 +158,9 @@ class Coalescer:
     The batches keep one connection of the pool between them instead of checking one out and back in for
     each: a batch is one autocommit statement that leaves no session state, so the pool's reset query (a
     round trip, and more client CPU than the batch's own statement) is work for nothing. A connection that
-    failed other than by an error PostgreSQL answered, or that the server closed, is closed and replaced,
-    so an exchange cut half-way never carries over into the next batch; one left unused for a while goes
-    back to the pool.
+    failed other than by an error PostgreSQL answered, or that the server closed, goes back to the pool
+    (whose release resets or closes it) and the next batch takes another, so an exchange cut half-way never
+    carries over; so does one left unused for a while.
     """
 
     def __init__(self, pool: asyncpg.Pool, *, keep_idle_seconds: float = KEEP_IDLE_SECONDS) -> None:
