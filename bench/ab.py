@@ -4,7 +4,7 @@ machine's drift (up to 2x between minutes here) hits both alike. Not in `make be
     .venv/bin/python -m bench.ab --a-workers 1 --b-workers 2 [--modes health,balance,debit] [--repeat 3]
     .venv/bin/python -m bench.ab --a-src ../old-checkout/src    # A runs another checkout's code
 
-Prints, per mode and setup, the median and range of req/s and the median p99.
+Prints, per mode and setup, the median and range of req/s, the median p99 and the errors.
 """
 
 from __future__ import annotations
@@ -12,47 +12,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import statistics
 import tempfile
 from pathlib import Path
 
 from bench.api import TOKENS, USERS, seed
-from bench.harness import Server, command_line, embedded_database, jwt_tokens, served, wrk
+from bench.harness import command_line, embedded_database, jwt_tokens, paired_runs, served
 
 
 async def main(args: argparse.Namespace) -> None:
     data_dir = tempfile.mkdtemp(prefix="mana-credits-ab-")
     env = {"BENCH_USERS": str(args.users), "BENCH_TOKENS": str(jwt_tokens(Path(data_dir), TOKENS))}
-    modes = args.modes.split(",")
-    runs: dict[tuple[str, str], list[tuple[float, float]]] = {(s, m): [] for s in "AB" for m in modes}
     async with embedded_database() as url, contextlib.AsyncExitStack() as stack:
         await seed(url, USERS, 1_000_000_000)
-        servers: dict[str, Server] = {
-            setup: await stack.enter_async_context(
-                served(
-                    url,
-                    workers=getattr(args, f"{setup.lower()}_workers"),
-                    data_dir=data_dir,
-                    src=getattr(args, f"{setup.lower()}_src"),
+        bases = {
+            setup: (
+                await stack.enter_async_context(
+                    served(
+                        url,
+                        workers=getattr(args, f"{setup.lower()}_workers"),
+                        data_dir=data_dir,
+                        src=getattr(args, f"{setup.lower()}_src"),
+                    )
                 )
-            )
+            ).base
             for setup in "AB"
         }
-        for server in servers.values():  # warm up
-            await wrk(server.base, "health", seconds=2, connections=args.connections, env=env)
-        for number in range(args.repeat):
-            for mode in modes:
-                for setup in "AB" if number % 2 == 0 else "BA":
-                    result = await wrk(
-                        servers[setup].base, mode, seconds=args.seconds, connections=args.connections, env=env
-                    )
-                    runs[setup, mode].append((result.rps, result.p99_ms))
-    for mode in modes:
-        for setup in "AB":
-            rps = [r for r, _ in runs[setup, mode]]
-            p99 = statistics.median(p for _, p in runs[setup, mode])
-            spread = f"[{min(rps):.0f}-{max(rps):.0f}]"
-            print(f"{mode:8} {setup}: {statistics.median(rps):7.0f} req/s {spread}, p99 {p99:.1f} ms")
+        await paired_runs(
+            bases, args.modes.split(","), rounds=args.repeat, seconds=args.seconds,
+            connections=args.connections, env=env,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -12,10 +12,11 @@ import re
 import resource
 import shutil
 import socket
+import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,26 +103,67 @@ async def served(
         "MANA_CREDITS_DATA_DIR": data_dir or tempfile.mkdtemp(prefix="mana-credits-bench-data-"),
         **({"PYTHONPATH": src} if src else {}),
     }
-    cli = str(Path(sys.executable).parent / "mana-credits")
-    process = await asyncio.create_subprocess_exec(
-        cli, "serve", "--host", "127.0.0.1", "--workers", str(workers),
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+    command = [str(Path(sys.executable).parent / "mana-credits"), "serve", "--host", "127.0.0.1",
+               "--workers", str(workers)]  # fmt: skip
+    async with server_process(command, env, lambda client: client.get(f"{base}/ready")) as pid:
+        yield Server(base, pid)
+
+
+@contextlib.asynccontextmanager
+async def server_process(
+    command: list[str], env: dict[str, str], ready: Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+) -> AsyncIterator[int]:
+    """`command` as a process, its pid once `ready` is answered 200 (within 30 s); terminated afterwards."""
+    process = await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 30
         async with httpx.AsyncClient() as client:
             while True:
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{base}/ready")).status_code == 200:
+                    if (await ready(client)).status_code == 200:
                         break
                 if time.monotonic() > deadline or process.returncode is not None:
-                    raise RuntimeError("server did not become ready")
+                    raise RuntimeError(f"{command[0]} did not become ready")
                 await asyncio.sleep(0.2)
-        yield Server(base, process.pid)
+        yield process.pid
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), timeout=30)
+
+
+async def paired_runs(
+    bases: dict[str, str],
+    modes: list[str],
+    *,
+    rounds: int,
+    seconds: float,
+    connections: int,
+    env: dict[str, str],
+) -> None:
+    """wrk runs of each mode against each server (named by `bases`), their order reversed every other
+    round, so the machine's drift (up to 2x between minutes here) hits all alike; each server is warmed up
+    with the first mode. Prints per mode and server the median and range of req/s, the median p99 and the
+    errors."""
+    runs: dict[tuple[str, str], list[WrkResult]] = {(name, mode): [] for name in bases for mode in modes}
+    for base in bases.values():
+        await wrk(base, modes[0], seconds=2, connections=connections, env=env)
+    for number in range(rounds):
+        for mode in modes:
+            for name in bases if number % 2 == 0 else reversed(list(bases)):
+                result = await wrk(bases[name], mode, seconds=seconds, connections=connections, env=env)
+                runs[name, mode].append(result)
+    for mode in modes:
+        for name in bases:
+            results = runs[name, mode]
+            rps = [r.rps for r in results]
+            spread = f"[{min(rps):.0f}-{max(rps):.0f}]"
+            p99 = statistics.median(r.p99_ms for r in results)
+            errors = sum(r.errors for r in results)
+            median = statistics.median(rps)
+            print(f"{mode:8} {name}: {median:7.0f} req/s {spread}, p99 {p99:.1f} ms, {errors} errors")
 
 
 @dataclass

@@ -15,22 +15,21 @@ import argparse
 import asyncio
 import contextlib
 import os
-import statistics
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 
 from bench.api import USERS, seed
-from bench.harness import command_line, embedded_database, free_port, wrk
+from bench.harness import command_line, embedded_database, free_port, paired_runs, server_process
 from mana_credits.credits.schemas import InternalUseCredits, UseResult
 from mana_credits.db.pool import create_pool
 from mana_credits.ledger.coalesce import Coalescer, UsageDebit
 
 _read = msgspec.json.Decoder(InternalUseCredits).decode
+INTERFACES = ("asgi", "rsgi")
 _ROOT = str(Path(__file__).resolve().parent.parent)  # the checkout, for the workers' imports
 _coalescers: list[Coalescer] = []  # the worker's one group commit, made by its first debit
 
@@ -75,53 +74,27 @@ rsgi_app = _Rsgi()
 async def bare_server(url: str, interface: str, workers: int) -> AsyncIterator[str]:
     """granian serving this module's app over `interface`, as `mana-credits serve` configures it."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": _ROOT}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "granian", "--interface", interface, "--workers", str(workers),
-        "--runtime-mode", "st", "--runtime-threads", "1", "--loop", "uvloop", "--no-ws",
-        "--host", "127.0.0.1", "--port", str(port), f"bench.interfaces:{interface}_app",
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "granian", "--interface", interface, "--workers", str(workers),
+               "--runtime-mode", "st", "--runtime-threads", "1", "--loop", "uvloop", "--no-ws",
+               "--host", "127.0.0.1", "--port", str(port), f"bench.interfaces:{interface}_app"]  # fmt: skip
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": _ROOT}
     probe = {"userId": "bench-1", "amount": 1, "appId": "bench", "description": "probe"}
-    try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(150):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.post(base, json=probe)).status_code == 200:
-                        break
-                await asyncio.sleep(0.2)
-            else:
-                raise RuntimeError(f"the {interface} server did not answer")
+    async with server_process(command, env, lambda client: client.post(base, json=probe)):
         yield base
-    finally:
-        process.terminate()
-        await process.wait()
 
 
 async def main(args: argparse.Namespace) -> None:
-    env = {"BENCH_USERS": str(args.users)}
-    runs: dict[str, list[tuple[float, float]]] = {"asgi": [], "rsgi": []}
-    async with embedded_database() as url:
+    async with embedded_database() as url, contextlib.AsyncExitStack() as servers:
         await seed(url, USERS, 1_000_000_000)
-        async with contextlib.AsyncExitStack() as servers:
-            bases = {
-                name: await servers.enter_async_context(bare_server(url, name, args.workers)) for name in runs
-            }
-            for base in bases.values():  # warm up
-                await wrk(base, "debit", seconds=2, connections=args.connections, env=env)
-            for number in range(args.rounds):
-                for name in ("asgi", "rsgi") if number % 2 == 0 else ("rsgi", "asgi"):
-                    result = await wrk(
-                        bases[name], "debit", seconds=args.seconds, connections=args.connections, env=env
-                    )
-                    assert result.errors == 0, result
-                    runs[name].append((result.rps, result.p99_ms))
-    for name, figures in runs.items():
-        rps = [r for r, _ in figures]
-        spread = f"[{min(rps):.0f}-{max(rps):.0f}]"
-        p99 = statistics.median(p for _, p in figures)
-        print(f"{name}: {statistics.median(rps):7.0f} req/s {spread}, p99 {p99:.1f} ms")
+        bases = {
+            name: await servers.enter_async_context(bare_server(url, name, args.workers))
+            for name in INTERFACES
+        }
+        await paired_runs(
+            bases, ["debit"], rounds=args.rounds, seconds=args.seconds, connections=args.connections,
+            env={"BENCH_USERS": str(args.users)},
+        )  # fmt: skip
 
 
 if __name__ == "__main__":
