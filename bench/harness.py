@@ -83,6 +83,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def service_env(url: str, data_dir: str | None) -> dict[str, str]:
+    """The environment of a served instance on `url`: the bench's service key, no scheduler; with
+    `data_dir`, development mode (tokens from `mana_credits.auth.devkey` kept there)."""
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "MANA_SERVICE_KEY": SERVICE_KEY,
+        "MANA_CREDITS_ENV": "development" if data_dir else "production",
+        "MANA_CREDITS_SCHEDULER": "false",
+        "MANA_CREDITS_DATA_DIR": data_dir or tempfile.mkdtemp(prefix="mana-credits-bench-data-"),
+    }
+
+
 @contextlib.asynccontextmanager
 async def served(
     url: str, *, workers: int = 1, data_dir: str | None = None, src: str | None = None
@@ -93,21 +106,19 @@ async def served(
     With `src` (an absolute path to a checkout's `src` folder), the server runs that code instead.
     """
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "PORT": str(port),
-        "MANA_SERVICE_KEY": SERVICE_KEY,
-        "MANA_CREDITS_ENV": "development" if data_dir else "production",
-        "MANA_CREDITS_SCHEDULER": "false",
-        "MANA_CREDITS_DATA_DIR": data_dir or tempfile.mkdtemp(prefix="mana-credits-bench-data-"),
-        **({"PYTHONPATH": src} if src else {}),
-    }
+    env = {**service_env(url, data_dir), "PORT": str(port), **({"PYTHONPATH": src} if src else {})}
     base = f"http://127.0.0.1:{port}"
     command = [str(Path(sys.executable).parent / "mana-credits"), "serve", "--host", "127.0.0.1",
                "--workers", str(workers)]  # fmt: skip
     async with server_process(command, env, lambda client: client.get(f"{base}/ready")) as pid:
         yield Server(base, pid)
+
+
+def granian_command(interface: str, target: str, *, workers: int, port: int) -> list[str]:
+    """granian serving `target` (module:attribute) on loopback, with the runtime `mana-credits serve` sets."""
+    return [sys.executable, "-m", "granian", "--interface", interface, "--workers", str(workers),
+            "--runtime-mode", "st", "--runtime-threads", "1", "--loop", "uvloop", "--no-ws",
+            "--host", "127.0.0.1", "--port", str(port), target]  # fmt: skip
 
 
 @contextlib.asynccontextmanager

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,14 @@ from typing import Any
 import msgspec
 
 from bench.api import USERS, seed
-from bench.harness import command_line, embedded_database, free_port, paired_runs, server_process
+from bench.harness import (
+    command_line,
+    embedded_database,
+    free_port,
+    granian_command,
+    paired_runs,
+    server_process,
+)
 from mana_credits.credits.schemas import InternalUseCredits, UseResult
 from mana_credits.db.pool import create_pool
 from mana_credits.ledger.coalesce import Coalescer, UsageDebit
@@ -75,9 +81,7 @@ async def bare_server(url: str, interface: str, workers: int) -> AsyncIterator[s
     """granian serving this module's app over `interface`, as `mana-credits serve` configures it."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "granian", "--interface", interface, "--workers", str(workers),
-               "--runtime-mode", "st", "--runtime-threads", "1", "--loop", "uvloop", "--no-ws",
-               "--host", "127.0.0.1", "--port", str(port), f"bench.interfaces:{interface}_app"]  # fmt: skip
+    command = granian_command(interface, f"bench.interfaces:{interface}_app", workers=workers, port=port)
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": _ROOT}
     probe = {"userId": "bench-1", "amount": 1, "appId": "bench", "description": "probe"}
     async with server_process(command, env, lambda client: client.post(base, json=probe)):
