@@ -5,13 +5,13 @@ In rounds, each against the same served instance (`mana-credits serve`, embedded
 (64 connections), pgbench of the same debit statement spread the same way, S2 the same on one hot account
 (32 connections) and its pgbench, S3 `GET /api/v1/credits/balance` with real EdDSA JWTs of 1,000 users
 (64 connections). Ratios are taken within a round, then the median over the rounds is reported.
+Afterwards the ledger audit must be clean and the usage rows at least the 200 answers (wrk does not count
+requests still in flight when it stops).
 
 Each pgbench limit is measured twice: with PGBENCH_CLIENTS (`limit_rps`, `ratio`) and with as many clients
 as the scenario has connections (`limit_rps_same_clients`, `ratio_same_clients`). On one hot account the
-two differ by more than half (python -m bench.limits): the statement's throughput falls as clients queue on
-the row lock, so S2's ratio depends on the count, and both are reported.
-Afterwards the ledger audit must be clean and the usage rows at least the 200 answers (wrk does not count
-requests still in flight when it stops).
+statement's throughput falls as clients queue on the row lock: 10 clients get 1.5-1.7 times what 32 get
+(python -m bench.limits), so S2's ratio depends on the count, and both are reported.
 
     .venv/bin/python -m bench.api [--seconds 10] [--rounds 3] [--workers 2]
 """

@@ -115,7 +115,8 @@ async def served(
 
 
 def granian_command(interface: str, target: str, *, workers: int, port: int) -> list[str]:
-    """granian serving `target` (module:attribute) on loopback, with the runtime `mana-credits serve` sets."""
+    """granian serving `target` (module:attribute) on loopback, with the runtime of `mana-credits serve` (one
+    single-threaded runtime per worker, uvloop) and no websockets."""
     return [sys.executable, "-m", "granian", "--interface", interface, "--workers", str(workers),
             "--runtime-mode", "st", "--runtime-threads", "1", "--loop", "uvloop", "--no-ws",
             "--host", "127.0.0.1", "--port", str(port), target]  # fmt: skip

@@ -6,7 +6,8 @@
 (`bench.api.PGBENCH_CLIENTS`). On one hot account the statement's throughput falls as clients are added
 (they queue on the row lock, and on 2 cores the holder of the lock is descheduled while the others wake),
 so the ratio depends on that count. This runs the same two scripts on the same seeded database at each
-count, rounds alternating, and prints the median and range per count.
+count, in rounds whose order reverses every other round (the machine's drift hits all counts alike), and
+prints the median and range per count.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ async def main(clients: list[int], rounds: int, seconds: float) -> None:
         await seed(url, USERS, 1_000_000_000)
         for number in range(1, rounds + 1):
             for name, users in SPREADS.items():
-                for count in clients:
+                for count in clients if number % 2 else reversed(clients):
                     found = await pgbench(url, debit_script(users), seconds=seconds, clients=count)
                     tps.setdefault((name, count), []).append(found)
             print(f"round {number} of {rounds} done", flush=True)
