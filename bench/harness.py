@@ -28,6 +28,8 @@ from mana_credits.db.embedded import EmbeddedPostgres, database_url, ensure_data
 from mana_credits.db.migrate import upgrade_async
 
 SERVICE_KEY = "bench-service-key"
+# The checkout: on PYTHONPATH for servers that import a bench module (granian's workers run `bench.…:app`).
+CHECKOUT = str(Path(__file__).resolve().parent.parent)
 WRK_SCRIPT = Path(__file__).with_name("wrk.lua")
 
 

@@ -16,13 +16,13 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from bench.api import USERS, seed
 from bench.harness import (
+    CHECKOUT,
     command_line,
     embedded_database,
     free_port,
@@ -36,7 +36,6 @@ from mana_credits.ledger.coalesce import Coalescer, UsageDebit
 
 _read = msgspec.json.Decoder(InternalUseCredits).decode
 INTERFACES = ("asgi", "rsgi")
-_ROOT = str(Path(__file__).resolve().parent.parent)  # the checkout, for the workers' imports
 _coalescers: list[Coalescer] = []  # the worker's one group commit, made by its first debit
 
 
@@ -82,7 +81,7 @@ async def bare_server(url: str, interface: str, workers: int) -> AsyncIterator[s
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = granian_command(interface, f"bench.interfaces:{interface}_app", workers=workers, port=port)
-    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": _ROOT}
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": CHECKOUT}
     probe = {"userId": "bench-1", "amount": 1, "appId": "bench", "description": "probe"}
     async with server_process(command, env, lambda client: client.post(base, json=probe)):
         yield base

@@ -32,6 +32,7 @@ from litestar.types import Scope
 
 from bench.api import TOKENS, USERS, seed
 from bench.harness import (
+    CHECKOUT,
     command_line,
     embedded_database,
     free_port,
@@ -45,7 +46,6 @@ from bench.harness import (
 from mana_credits.credits.endpoints import LANES
 from mana_credits.kit import headers, logs, metrics
 
-_ROOT = str(Path(__file__).resolve().parent.parent)  # the checkout, for the workers' imports
 _JSON = [(b"content-type", b"application/json")]
 
 
@@ -104,7 +104,7 @@ async def lanes_server(url: str, data_dir: str, workers: int) -> AsyncIterator[s
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = granian_command("rsgi", "bench.rsgi_lanes:lanes_app", workers=workers, port=port)
-    env = {**service_env(url, data_dir), "PYTHONPATH": _ROOT}
+    env = {**service_env(url, data_dir), "PYTHONPATH": CHECKOUT}
     async with server_process(command, env, lambda client: client.get(f"{base}/ready")):
         yield base
 
