@@ -2,12 +2,12 @@
 
     .venv/bin/python -m bench.limits [--clients 1,2,4,10,32,64] [--rounds 3] [--seconds 5]
 
-`make bench` divides S1 and S2 by pgbench of the ledger's one-statement debit with 10 clients
-(`bench.api.PGBENCH_CLIENTS`). On one hot account the statement's throughput falls as clients are added
-(they queue on the row lock, and on 2 cores the holder of the lock is descheduled while the others wake),
-so the ratio depends on that count. This runs the same two scripts on the same seeded database at each
-count, in rounds whose order reverses every other round (the machine's drift hits all counts alike), and
-prints the median and range per count.
+`make bench` divides S1 and S2 by pgbench of the ledger's one-statement debit with the scenario's own
+connections (64, 32), and reports the division by 10 clients (`bench.api.PGBENCH_CLIENTS`) beside it. On
+one hot account the statement's throughput falls as clients are added (they queue on the row lock, and on
+2 cores the holder of the lock is descheduled while the others wake), so S2's ratio depends on that count.
+This runs the same two scripts on the same seeded database at each count, in rounds whose order reverses
+every other round (the machine's drift hits all counts alike), and prints the median and range per count.
 """
 
 from __future__ import annotations
