@@ -106,21 +106,25 @@ def serve(
 
 
 def _run_until_stopped(command: list[str]) -> None:
-    server = subprocess.Popen(command)
+    # The server has a process group of its own, so a signal reaches it once, from here: Ctrl-C reaches only
+    # this process then, like `kill` or a process manager, and a second signal while granian handles the
+    # first could hang it (its handler is not reentrant). A closed terminal (SIGHUP) stops it too.
+    server = subprocess.Popen(command, process_group=0)
+    stopping = False
 
-    def forward(signum: int, _frame: object) -> None:
-        server.send_signal(signum)
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            server.terminate()
 
-    previous = signal.signal(signal.SIGTERM, forward)
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, stop) for signum in stops}
     try:
-        while True:
-            try:
-                server.wait()
-                return
-            except KeyboardInterrupt:  # Ctrl-C reached the server too (same process group): let it finish
-                continue
+        server.wait()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _print_welcome(settings: Settings) -> None:
