@@ -167,6 +167,8 @@ async def test_serve_on_the_embedded_database_stops_on_a_signal(
                         break
                 assert serving.returncode is None, "serve exited before it answered"
                 await asyncio.sleep(0.1)
+            else:
+                pytest.fail("serve did not answer /health within a minute")
             assert postmaster.exists()
             if to_group:
                 os.killpg(serving.pid, signum)
