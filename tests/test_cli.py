@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ from mana_credits.app import create_app
 from mana_credits.db.pool import connect
 from mana_credits.ledger.schemas import TxType
 from tests.conftest import LiveServer, make_settings
-from tests.ops.test_image import free_port
+from tests.faults.conftest import running
 from tests.support import JwksServer, service_headers
 
 CLI = str(Path(sys.executable).parent / "mana-credits")
@@ -149,39 +148,16 @@ async def test_serve_on_the_embedded_database_stops_on_a_signal(
 ) -> None:
     """Ctrl-C and a closed terminal signal the command's process group; `kill` and process managers the
     command alone. Either way the server and the embedded database stop, and the command exits."""
-    port = free_port()
-    env = {
-        **os.environ, "DATABASE_URL": "", "MANA_CREDITS_ENV": "development", "PORT": str(port),
-        "MANA_CREDITS_DATA_DIR": str(tmp_path), "MANA_CREDITS_SCHEDULER": "false",
-    }  # fmt: skip
-    serving = await asyncio.create_subprocess_exec(
-        CLI, "serve", "--host", "127.0.0.1", env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
     postmaster = tmp_path / "pg" / "postmaster.pid"
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            for _ in range(600):
-                with contextlib.suppress(httpx.TransportError):
-                    if (await http.get("/health")).status_code == 200:
-                        break
-                assert serving.returncode is None, "serve exited before it answered"
-                await asyncio.sleep(0.1)
-            else:
-                pytest.fail("serve did not answer /health within a minute")
+        async with running("", tmp_path, MANA_CREDITS_SCHEDULER="false") as server:  # "": embedded
             assert postmaster.exists()
-            if to_group:
-                os.killpg(serving.pid, signum)
-            else:
-                serving.send_signal(signum)
-            code = await asyncio.wait_for(serving.wait(), 30)
-            with pytest.raises(httpx.TransportError):
-                await http.get("/health")
-        assert code == 0
+            server.signal(signum, group=to_group)
+            assert await server.wait(30) == 0
+            async with httpx.AsyncClient() as http:
+                with pytest.raises(httpx.TransportError):
+                    await http.get(f"{server.base}/health")
         assert not postmaster.exists(), "the embedded database was left running"
     finally:
-        if serving.returncode is None:
-            os.killpg(serving.pid, signal.SIGKILL)
-            await serving.wait()
         with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
             os.kill(int(postmaster.read_text().split()[0]), signal.SIGQUIT)  # a database left behind

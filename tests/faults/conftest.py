@@ -139,9 +139,14 @@ class ServerProcess:
                 await asyncio.sleep(0.1)
         raise AssertionError("server did not come up")
 
-    def signal(self, sig: int) -> None:
+    def signal(self, sig: int, *, group: bool = True) -> None:
+        """To the process group (as Ctrl-C or a closed terminal), or with `group=False` to the command alone
+        (as `kill` or a process manager)."""
         assert self.process is not None
-        os.killpg(self.process.pid, sig)
+        if group:
+            os.killpg(self.process.pid, sig)
+        else:
+            self.process.send_signal(sig)
 
     async def wait(self, bound: float) -> int | None:
         """The exit code, or None when it is still running after `bound` seconds."""
