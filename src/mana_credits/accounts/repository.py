@@ -1,4 +1,4 @@
-"""Erasure SQL outside the ledger: gifts, sync, Stripe customer, outbox, idempotency answers.
+"""Erasure SQL outside the ledger: holds, gifts, sync, Stripe customer, outbox, idempotency answers.
 
 Each function returns how many rows it changed, so a repeated erasure reports 0 and changes nothing.
 """
@@ -94,9 +94,49 @@ async def scrub_payments_and_mail(conn: Conn, user_id: str) -> int:
         """,
         user_id,
     )
-    # Stored answers for replays can carry descriptions and metadata; grant references stay (exactly once).
-    answers = await conn.execute(
+    return sum(rows_changed(s) for s in (customer, purchases, unsent, sent))
+
+
+async def scrub_holds(conn: Conn, user_id: str) -> int:
+    """A hold's reason (free text) becomes its app; a hold of the old service without an app gets the
+    reason's prefix as its app first (what it was booked to), or mana-research's when it has none."""
+    return rows_changed(
+        await conn.execute(
+            """
+            WITH booked AS (
+              SELECT id, COALESCE(app_id, CASE WHEN position(':' IN reason) > 1
+                                          THEN split_part(reason, ':', 1) ELSE 'mana-research' END) AS app
+              FROM credits.reservations WHERE user_id = $1
+            )
+            UPDATE credits.reservations r SET app_id = booked.app, reason = booked.app
+            FROM booked WHERE r.id = booked.id AND r.reason IS DISTINCT FROM booked.app
+            """,
+            user_id,
+        )
+    )
+
+
+async def scrub_answers(conn: Conn, user_id: str) -> int:
+    """Stored answers for replays, after the ledger was erased. The user's own ones go (nobody signs in
+    as them again); grant references stay (exactly once). Answers to a service about the user stay
+    replayable, so a retried debit still charges once, but their ledger row is the erased one now."""
+    own = await conn.execute(
         "DELETE FROM credits.idempotency_keys WHERE scope = ANY($1::text[])",
         [f"user:{user_id}", f"legacy:{user_id}"],
     )
-    return sum(rows_changed(s) for s in (customer, purchases, unsent, sent, answers))
+    services = await conn.execute(
+        """
+        UPDATE credits.idempotency_keys k
+        SET response_body = jsonb_set(
+          k.response_body, '{transaction}',
+          k.response_body->'transaction'
+            || jsonb_build_object('description', t.description, 'metadata', t.metadata))
+        FROM credits.transactions t
+        WHERE k.user_id = $1 AND jsonb_typeof(k.response_body->'transaction') = 'object'
+          AND t.id::text = k.response_body->'transaction'->>'id' AND t.user_id = $1
+          AND (k.response_body->'transaction'->'description', k.response_body->'transaction'->'metadata')
+              IS DISTINCT FROM (to_jsonb(t.description), COALESCE(t.metadata, 'null'::jsonb))
+        """,
+        user_id,
+    )
+    return rows_changed(own) + rows_changed(services)

@@ -26,5 +26,7 @@ async def erase(conn: Conn, user_id: str) -> Erased:
     count += await ledger.erase_personal_data(
         conn, user_id, gift_rows_of_others=await repository.gift_transaction_ids(conn, user_id)
     )
+    count += await repository.scrub_holds(conn, user_id)
     count += await repository.scrub_payments_and_mail(conn, user_id)
+    count += await repository.scrub_answers(conn, user_id)
     return Erased(success=True, deleted_count=count)

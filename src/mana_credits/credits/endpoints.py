@@ -94,7 +94,9 @@ async def _use(
         return UseResult.of(entry)
 
     params = _params(data, user_id)
-    return await idem.run("credits.use", params, work, legacy_user=user_id, one_statement=True)
+    return await idem.run(
+        "credits.use", params, work, legacy_user=user_id, one_statement=True, user_id=user_id
+    )
 
 
 def _metadata(data: UseCredits, extra: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -226,7 +228,7 @@ async def internal_refund(
     async def work(conn: Conn) -> RefundResult:
         return await service.refund(conn, data, original=original, app_id=app_id, idempotency_key=idem.key)
 
-    return await idem.run("credits.refund", _params(data), work)
+    return await idem.run("credits.refund", _params(data), work, user_id=data.user_id)
 
 
 @post("/grant", status_code=200)
@@ -278,7 +280,7 @@ async def reserve(
             reservation_id=held.reservation_id, balance=held.balance, expires_at=held.expires_at
         )
 
-    return await idem.run("credits.reserve", data, work)
+    return await idem.run("credits.reserve", data, work, user_id=data.user_id)
 
 
 @post("/commit", status_code=200)
@@ -297,6 +299,7 @@ async def commit(
             now=ctx.clock.now(),
             idempotency_key=idem.key,
         )
+        idem.user_id = done.user_id
         return CommitResult(success=True, transaction_id=done.transaction_id)
 
     return await idem.run("credits.commit", data, work)
@@ -309,8 +312,9 @@ async def refund_reservation(
     reservation_id = parse_uuid(data.reservation_id, "reservationId")
 
     async def work(conn: Conn) -> ReleaseResult:
-        balance = await holds.release(conn, reservation_id, owner=_owner(caller), now=ctx.clock.now())
-        return ReleaseResult(success=True, balance=balance)
+        released = await holds.release(conn, reservation_id, owner=_owner(caller), now=ctx.clock.now())
+        idem.user_id = released.user_id
+        return ReleaseResult(success=True, balance=released.balance)
 
     return await idem.run("credits.refund-reservation", data, work)
 

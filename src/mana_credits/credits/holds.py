@@ -42,7 +42,14 @@ class Reserved:
 
 @dataclass(frozen=True, slots=True)
 class Committed:
+    user_id: str
     transaction_id: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    user_id: str
+    balance: int
 
 
 async def reserve(
@@ -85,7 +92,7 @@ async def commit(
         raise await _why_not(conn, reservation_id, owner, amount)
     if amount == 0:
         await ledger.release_hold(conn, row.user_id, row.amount)
-        return Committed(transaction_id=None)
+        return Committed(user_id=row.user_id, transaction_id=None)
     app_id = row.app_id or legacy_app_id(row.reason)
     metadata = {"reservationId": str(reservation_id), "reason": row.reason}
     if late:
@@ -113,16 +120,16 @@ async def commit(
             idempotency_key=idempotency_key,
         )
     await repository.link_transaction(conn, reservation_id, entry.transaction.id)
-    return Committed(transaction_id=entry.transaction.id)
+    return Committed(user_id=row.user_id, transaction_id=entry.transaction.id)
 
 
-async def release(conn: Conn, reservation_id: UUID, *, owner: str | None, now: datetime) -> int:
-    """Give the whole hold back; returns the balance afterwards."""
+async def release(conn: Conn, reservation_id: UUID, *, owner: str | None, now: datetime) -> Released:
+    """Give the whole hold back; whose it was and the balance afterwards."""
     row = await repository.claim_for_release(conn, reservation_id, now, owner)
     if row is None:
         raise await _why_not(conn, reservation_id, owner, None)
     balance = await ledger.release_hold(conn, row.user_id, row.amount)
-    return balance.balance
+    return Released(user_id=row.user_id, balance=balance.balance)
 
 
 def legacy_app_id(reason: str) -> str:

@@ -59,7 +59,9 @@ class Idempotent:
     """One write request's idempotency: the caller's scope (`user:<id>`, `service:<app>`) and its key.
 
     The header key is checked when the dependency is resolved; `with_body_key` adds the old clients'
-    `idempotencyKey` body field, used when the header has none."""
+    `idempotencyKey` body field, used when the header has none. `user_id`: whom the stored answer is
+    about, so that account deletion finds it under the caller's scope; `run` takes it, or `work` sets
+    it when only the work learns it (a hold's owner)."""
 
     def __init__(
         self, pool: asyncpg.Pool, scope: str, request: Request[Any, Any, Any], body_key: str | None = None
@@ -68,6 +70,7 @@ class Idempotent:
         self.scope = scope
         self.request = request
         self.key = key_from(request, body_key)
+        self.user_id: str | None = None
 
     def with_body_key(self, body_key: str | None) -> Idempotent:
         if body_key is None or self.key is not None:  # no body key, or the header's, which wins
@@ -83,6 +86,7 @@ class Idempotent:
         status: int = 200,
         legacy_user: str | None = None,
         one_statement: bool = False,
+        user_id: str | None = None,
     ) -> Response[S]:
         """Run `work` in one transaction; with a key, at most once per (scope, key).
 
@@ -92,6 +96,7 @@ class Idempotent:
         without a key it needs no explicit transaction: that saves the BEGIN and COMMIT round trips.
         """
         key = self.key
+        self.user_id = user_id or self.user_id
         if key is None and one_statement:
             async with self.pool.acquire() as conn:
                 return answer(status, await work(conn))
@@ -104,7 +109,7 @@ class Idempotent:
             if stored is not None:
                 return replay(*stored)
             body = await work(conn)
-            await remember(conn, self.scope, key, status, body)
+            await remember(conn, self.scope, key, status, body, self.user_id)
             return answer(status, body)
 
 
@@ -132,8 +137,10 @@ async def legacy_response(conn: Conn, user_id: str, key: str) -> tuple[int, Any]
     return None if row is None else (row.response_status, row.response_body)
 
 
-async def remember(conn: Conn, scope: str, key: str, status: int, body: Any) -> None:
-    await repository.store_response(conn, scope, key, status, body)
+async def remember(
+    conn: Conn, scope: str, key: str, status: int, body: Any, user_id: str | None = None
+) -> None:
+    await repository.store_response(conn, scope, key, status, body, user_id)
 
 
 async def purge(pool: asyncpg.Pool, now: datetime, batch: int = 5000) -> int:

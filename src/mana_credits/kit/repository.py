@@ -42,14 +42,18 @@ async def stored_key(conn: Conn, scope: str, key: str) -> StoredKey | None:
     return from_record(StoredKey, row) if row else None
 
 
-async def store_response(conn: Conn, scope: str, key: str, status: int, body: Any) -> None:
+async def store_response(
+    conn: Conn, scope: str, key: str, status: int, body: Any, user_id: str | None = None
+) -> None:
+    """`user_id`: whom the answer is about (account deletion rewrites it)."""
     await conn.execute(
-        "UPDATE credits.idempotency_keys SET response_status = $3, response_body = $4 "
+        "UPDATE credits.idempotency_keys SET response_status = $3, response_body = $4, user_id = $5 "
         "WHERE scope = $1 AND key = $2",
         scope,
         key,
         status,
         body,
+        user_id,
     )
 
 

@@ -15,8 +15,10 @@ async def erase_personal_data(conn: Conn, user_id: str, *, gift_rows_of_others: 
     own = await conn.execute(
         """
         WITH kept AS (
-          SELECT t.id, (SELECT jsonb_object_agg(key, value) FROM jsonb_each(t.metadata)
-                        WHERE key = ANY($2::text[])) AS metadata
+          -- The old service's metadata may be any JSON (an array, a string): only an object keeps ids.
+          SELECT t.id, CASE WHEN jsonb_typeof(t.metadata) = 'object' THEN
+                         (SELECT jsonb_object_agg(key, value) FROM jsonb_each(t.metadata)
+                          WHERE key = ANY($2::text[])) END AS metadata
           FROM credits.transactions t WHERE t.user_id = $1
         )
         UPDATE credits.transactions t SET description = initcap(t.type::text), metadata = kept.metadata
