@@ -138,6 +138,29 @@ async def test_token_command_signs_with_the_dev_key(tmp_path: Path) -> None:
     assert jwt.get_unverified_header(token)["kid"] == devkey.DEV_KID
 
 
+async def test_token_command_loads_neither_the_web_framework_nor_the_database_driver(tmp_path: Path) -> None:
+    # What makes `token` (and every CLI start) slow is importing what it does not use.
+    probe = (
+        "import sys\n"
+        "from mana_credits.cli import app\n"
+        "try:\n"
+        "    app(['token', '--user', 'alice'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = {'litestar', 'asyncpg', 'stripe', 'httpx'}\n"
+        "print(sorted({name.split('.')[0] for name in sys.modules} & heavy))"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", probe, env={**os.environ, "MANA_CREDITS_DATA_DIR": str(tmp_path)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    lines = out.decode().strip().splitlines()
+    assert process.returncode == 0, err.decode()
+    assert lines[0].count(".") == 2  # the token itself
+    assert lines[-1] == "[]"
+
+
 @pytest.mark.parametrize(
     ("signum", "to_group"),
     [(signal.SIGINT, True), (signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGHUP, True)],

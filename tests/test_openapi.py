@@ -35,9 +35,14 @@ async def test_operations_list_the_statuses_they_answer(client: httpx.AsyncClien
     assert {"200", "400", "401", "402", "409", "413", "503"} <= set(use)
     redeem = paths["/api/v1/gifts/{code}/redeem"]["post"]["responses"]
     assert {"403", "404", "410", "429"} <= set(redeem)
-    # One resource on the wire, one path in the document.
-    assert {"get", "delete"} <= set(paths["/api/v1/gifts/{code}"])
-    assert "/api/v1/gifts/{gift_id}" not in paths
+    # One resource on the wire, one path in the document, its parameter named for both operations.
+    gift = paths["/api/v1/gifts/{codeOrGiftId}"]
+    assert {"get", "delete"} <= set(gift)
+    assert "/api/v1/gifts/{gift_id}" not in paths and "/api/v1/gifts/{code}" not in paths
+    (code,) = gift["get"]["parameters"]
+    cancel = next(p for p in gift["delete"]["parameters"] if p["in"] == "path")
+    assert code["name"] == cancel["name"] == "codeOrGiftId"
+    assert "gift code" in code["description"] and "UUID" in cancel["description"]
     webhook = paths["/api/v1/webhooks/stripe"]["post"]
     assert webhook["parameters"][0]["name"] == "Stripe-Signature" and webhook["parameters"][0]["required"]
 

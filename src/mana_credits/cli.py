@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import Progress
 
 from mana_credits.config import Settings
 from mana_credits.gifts import cli as gifts_cli
@@ -130,9 +129,10 @@ def _run_until_stopped(command: list[str]) -> None:
 def _print_welcome(settings: Settings) -> None:
     base = f"http://localhost:{settings.PORT}"
     grant = '{"userId":"alice","amount":500,"reason":"welcome","referenceId":"welcome-alice"}'
-    lines = [f"\nmana-credits on {base}  (API docs: {base}/docs)"]
+    lines = [f"\nmana-credits on {base}  (pages: {base}/app, API docs: {base}/docs)"]
     if settings.is_development:
         lines += [
+            f"Open {base}/app/sign-in and sign in as any user (development sign-in, no password).",
             "Development mode. Give alice some credits, get her a token and try a call:",
             f"  curl -s -X POST -H 'X-Service-Key: {settings.MANA_SERVICE_KEY}' "
             f"-H 'Content-Type: application/json' -d '{grant}' {base}/api/v1/internal/credits/grant",
@@ -222,6 +222,8 @@ async def _audit(url: str, *, questions: bool) -> tuple[list[Offender], list[tup
     conn = await connect(url)
     found: list[Offender] = []
     try:
+        from rich.progress import Progress
+
         with Progress(console=console, transient=not sys.stderr.isatty()) as progress:
             task = progress.add_task("auditing balances", total=await count_users(conn))
             async for checked, offenders in audit_batches(conn):

@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SERVICE_KEY = "dev-service-key"
@@ -27,8 +27,10 @@ class Settings(BaseSettings):
     JWT_AUDIENCE: str = "mana"
     MANA_SERVICE_KEY: str = DEV_SERVICE_KEY
     MANA_SERVICE_KEYS: str = ""
+    # This server's public address; unset, http://localhost:{PORT}.
     BASE_URL: str = "http://localhost:3061"
     # The web app: every link meant for a person (pause mail, gift links) points here, not at the API.
+    # Unset in development, it is this server (its own /g/ and /settings/sync pages), not production.
     WEB_APP_URL: str = "https://mana.how"
     STRIPE_SECRET_KEY: str | None = None
     STRIPE_WEBHOOK_SECRET: str | None = None
@@ -50,6 +52,14 @@ class Settings(BaseSettings):
     TRUSTED_PROXIES: str | None = None
     # Background jobs (renewals, expiry sweeps, outbox) run in each server process unless disabled.
     MANA_CREDITS_SCHEDULER: bool = True
+
+    @model_validator(mode="after")
+    def _links_stay_local_in_development(self) -> Settings:
+        if "BASE_URL" not in self.model_fields_set:
+            self.BASE_URL = f"http://localhost:{self.PORT}"
+        if self.is_development and "WEB_APP_URL" not in self.model_fields_set:
+            self.WEB_APP_URL = self.BASE_URL
+        return self
 
     @property
     def is_development(self) -> bool:

@@ -67,3 +67,42 @@ async def test_dev_token_is_trusted_only_in_development(
     # The production instance of the test session does not know that key.
     response = await client.get("/api/v1/credits/balance", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
+
+
+async def test_development_gift_links_open_this_servers_page(
+    tmp_path: Path, database_url_: str, jwks: JwksServer
+) -> None:
+    values = make_settings(
+        database_url_, jwks, MANA_CREDITS_ENV="development", MANA_CREDITS_DATA_DIR=tmp_path
+    ).model_dump(exclude={"WEB_APP_URL", "BASE_URL", "PORT"})
+    server = LiveServer(create_app(Settings(**values)))  # PORT, BASE_URL, WEB_APP_URL as `make run` has them
+    url = await server.start()
+    settings = server.ctx.settings
+    assert settings.BASE_URL == settings.WEB_APP_URL == f"http://localhost:{settings.PORT}"
+    # Production keeps the web app's address unless told otherwise.
+    assert Settings(**{**values, "MANA_CREDITS_ENV": "production"}).WEB_APP_URL == "https://mana.how"
+    token = devkey.mint(
+        devkey.load_or_create(settings.dev_key_path),
+        user_id="dev-gifter",
+        issuer=settings.jwt_issuers[0],
+        audience="mana",
+    )
+    try:
+        async with httpx.AsyncClient(base_url=url) as dev_client:
+            granted = await dev_client.post(
+                "/api/v1/internal/credits/grant",
+                headers={"X-Service-Key": settings.MANA_SERVICE_KEY},
+                json={"userId": "dev-gifter", "amount": 50, "reason": "test", "referenceId": "dev-gifter"},
+            )
+            assert granted.status_code == 200, granted.text
+            created = await dev_client.post(
+                "/api/v1/gifts", json={"totalCredits": 20}, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert created.status_code == 201, created.text
+            link = httpx.URL(created.json()["shortUrl"])
+            assert f"{link.scheme}://{link.netloc.decode()}" == settings.BASE_URL
+            page = await dev_client.get(link.path)  # the same path on this server: the public gift page
+            assert page.status_code == 200
+            assert "text/html" in page.headers["content-type"]
+    finally:
+        await server.stop()

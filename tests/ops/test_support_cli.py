@@ -81,6 +81,39 @@ async def test_user_show_lists_balance_holds_sync_and_gifts(
     assert "gifts created" in text and "40" in text
 
 
+async def test_user_show_says_paused_cancelled_and_gifted(
+    fresh_database: Callable[[], Awaitable[str]],
+) -> None:
+    url = await fresh_database()
+    conn = await connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO credits.sync_subscriptions (user_id, active, next_charge_at, paused_at, anchor_day) "
+            "VALUES ('paused', false, NULL, '2026-11-07 10:00+00', 7)"
+        )
+        await conn.execute(
+            "INSERT INTO credits.sync_subscriptions "
+            "(user_id, active, next_charge_at, cancel_at_period_end, current_period_end, anchor_day) "
+            "VALUES ('cancelled', true, NULL, true, '2027-01-03 08:00+00', 3)"
+        )
+        await conn.execute(
+            "INSERT INTO credits.sync_subscriptions (user_id, active, is_gifted, gifted_by, gifted_at) "
+            "VALUES ('gifted', true, true, 'admin-1', '2026-10-01 12:00+00')"
+        )
+    finally:
+        await conn.close()
+    expected = {
+        "paused": "cloud sync: paused since 2026-11-07 10:00 UTC",
+        "cancelled": "cloud sync: cancelled, active until 2027-01-03 08:00 UTC",
+        "gifted": "cloud sync: gifted by admin-1 since 2026-10-01 12:00 UTC",
+    }
+    for user, line in expected.items():
+        code, out, err = await run_split("user", "show", user, env={"DATABASE_URL": url})
+        assert code == 0, err
+        assert line in out + err
+        assert "None" not in out + err
+
+
 async def test_export_streams_the_ledger_as_csv(fresh_database: Callable[[], Awaitable[str]]) -> None:
     url = await fresh_database()
     conn = await connect(url)

@@ -103,6 +103,10 @@ async def test_bad_interval_is_400(api: Api) -> None:
     response = await activate(api, user, "weekly")
     assert response.status_code == 400
     assert response.json()["code"] == "validation_error"
+    # The message names what would have been accepted.
+    assert "'weekly'" in response.json()["message"]
+    assert "allowed: 'monthly', 'quarterly', 'yearly'" in response.json()["message"]
+    assert response.json()["details"]["fields"][0]["field"] == "interval"
     assert (await activate(api, user)).status_code == 200
     for body in ({"interval": "daily"}, {}, {"interval": 3}):
         response = await api.client.post("/api/v1/sync/change-interval", json=body, headers=user.headers)

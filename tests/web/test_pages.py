@@ -3,6 +3,7 @@ pages use (usage per day and app; a purchase's id in its return URL)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,6 +12,7 @@ import jwt
 import pytest
 
 from mana_credits.auth.devkey import DEV_KID
+from mana_credits.config import Settings
 from tests.payments.stripe_fakes import StripeStub
 from tests.web.conftest import Site
 
@@ -64,6 +66,25 @@ async def test_the_toggle_never_redirects_off_site(site: Site, target: str) -> N
 async def test_the_pause_mail_link_lands_on_the_sync_page(site: Site) -> None:
     response = await site.client.get("/settings/sync")
     assert response.status_code == 303 and response.headers["location"] == "/app/sync"
+
+
+async def test_the_bare_address_leads_to_the_pages(site: Site) -> None:
+    response = await site.client.get("/")
+    assert response.status_code == 303 and response.headers["location"] == "/app"
+    assert (await site.client.get("/app")).status_code == 200
+
+
+async def test_the_start_up_banner_names_pages_that_exist(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mana_credits.cli import _print_welcome
+
+    _print_welcome(Settings(MANA_CREDITS_ENV="development", PORT=3061))
+    banner = capsys.readouterr().err
+    paths = set(re.findall(r"http://localhost:3061(/app[\w/-]*)", banner))
+    assert {"/app", "/app/sign-in"} <= paths, banner
+    for path in paths:
+        assert (await site.client.get(path)).status_code == 200, path
 
 
 async def test_assets_are_served_by_the_service(site: Site) -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import Progress
 
 from mana_credits.config import Settings
-from mana_credits.gifts.schemas import SweepResult
 from mana_credits.kit.cli import console, database
+
+if TYPE_CHECKING:
+    from mana_credits.gifts.schemas import SweepResult
 
 app = typer.Typer(no_args_is_help=True)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, post
+from litestar.params import Parameter
 
 from mana_credits.auth.dependencies import CALLER, USER
 from mana_credits.auth.models import AuthUser, ServiceCaller
@@ -37,7 +38,11 @@ def _ip(request: Request[Any, Any, Any]) -> str | None:
 
 
 @get("/{code:str}")
-async def lookup(ctx: AppContext, code: str, request: Request[Any, Any, Any]) -> PublicGift:
+async def lookup(
+    ctx: AppContext,
+    code: Annotated[str, Parameter(description="The gift code, as in the gift link.")],
+    request: Request[Any, Any, Any],
+) -> PublicGift:
     now = ctx.clock.now()
     ticket = await ratelimit.admit(ctx.pool, ratelimit.subjects(ip=_ip(request)), now)
     normalized = codes.normalize(code)
@@ -135,7 +140,12 @@ async def redeem_gift(
 
 @delete("/{gift_id:str}", status_code=200)
 async def cancel_gift(
-    ctx: AppContext, user: AuthUser, gift_id: str, idem: Idempotent
+    ctx: AppContext,
+    user: AuthUser,
+    gift_id: Annotated[
+        str, Parameter(description="The gift's id (a UUID: `id` in POST /gifts and /gifts/me/created).")
+    ],
+    idem: Idempotent,
 ) -> Response[CancelResult]:
     parsed = parse_uuid(gift_id, "id")
     await ratelimit.admit_write(ctx.pool, user.id, ctx.clock.now())

@@ -8,13 +8,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
 from mana_credits.config import Settings
-from mana_credits.db.pool import Conn
+
+if TYPE_CHECKING:
+    from mana_credits.db.pool import Conn
 
 console = Console(stderr=True)
 

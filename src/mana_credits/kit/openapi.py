@@ -224,7 +224,8 @@ _PARAM = re.compile(r"\{([^}]+)\}")
 
 def _merge_same_shape(paths: dict[str, Any]) -> None:
     """Two paths that differ only in a parameter's name are one resource on the wire (and one `Allow`):
-    list them once, under the first name (`/gifts/{code}` GET and `/gifts/{gift_id}` DELETE)."""
+    list them once, the parameter named for both (`/gifts/{code}` GET and `/gifts/{gift_id}` DELETE
+    become `/gifts/{codeOrGiftId}`; each operation's own description says which one it takes)."""
     first: dict[str, str] = {}
     for path in list(paths):
         shape = _PARAM.sub("{}", path)
@@ -232,12 +233,27 @@ def _merge_same_shape(paths: dict[str, Any]) -> None:
             first[shape] = path
             continue
         target = first[shape]
-        renames = dict(zip(_PARAM.findall(path), _PARAM.findall(target), strict=True))
-        for method, operation in paths.pop(path).items():
+        names = list(zip(_PARAM.findall(target), _PARAM.findall(path), strict=True))
+        both = {old: _joined(old, other) for old, other in names} | {
+            other: _joined(old, other) for old, other in names
+        }
+        merged = target
+        for old, _ in names:
+            merged = merged.replace("{" + old + "}", "{" + both[old] + "}")
+        operations = {**paths.pop(target), **paths.pop(path)}
+        for operation in operations.values():
             for parameter in operation.get("parameters", []):
-                if parameter.get("in") == "path" and parameter.get("name") in renames:
-                    parameter["name"] = renames[parameter["name"]]
-            paths[target][method] = operation
+                if parameter.get("in") == "path" and parameter.get("name") in both:
+                    parameter["name"] = both[parameter["name"]]
+        paths[merged] = operations
+        first[shape] = merged
+
+
+def _joined(one: str, other: str) -> str:
+    if one == other:
+        return one
+    camel = "".join(part.capitalize() for part in other.split("_"))
+    return f"{one}Or{camel}"
 
 
 def _conditional_gift_email(schemas: dict[str, Any]) -> None:

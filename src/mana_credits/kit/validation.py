@@ -7,6 +7,7 @@ from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
+import msgspec.inspect
 from litestar import Request
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import Parameter
@@ -46,6 +47,30 @@ def _field_of(exc: msgspec.ValidationError) -> dict[str, Any]:
     return {"field": path or "body", "message": message}
 
 
+def _with_allowed_values(message: str, annotation: Any, path: str) -> str:
+    """`Invalid enum value 'weekly'` alone leaves the caller guessing: name the values that are allowed."""
+    if not message.startswith("Invalid enum value"):
+        return message
+    info: Any = _not_none(msgspec.inspect.type_info(annotation))
+    for name in path.split("."):
+        if not isinstance(info, msgspec.inspect.StructType):
+            return message
+        info = _not_none(next((f.type for f in info.fields if f.encode_name == name), None))
+    if isinstance(info, msgspec.inspect.EnumType):
+        allowed = ", ".join(repr(member.value) for member in info.cls)
+        head, sep, at = message.partition(" - at ")
+        return f"{head} (allowed: {allowed}){sep}{at}"
+    return message
+
+
+def _not_none(info: Any) -> Any:
+    """`X | None` → X (the type a present value must have)."""
+    if isinstance(info, msgspec.inspect.UnionType):
+        rest = [t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)]
+        return rest[0] if len(rest) == 1 else info
+    return info
+
+
 @functools.cache
 def _strict_body(handler: HTTPRouteHandler) -> tuple[msgspec.json.Decoder[Any], Any, bool] | None:
     """The strict decoder of a handler's `data` struct, its type and whether the body may be empty; None
@@ -78,7 +103,9 @@ async def strict_json_body(request: Request[Any, Any, Any]) -> None:
         decoder.decode(raw)
     except msgspec.ValidationError as exc:
         if not _valid_with_integral_floats(raw, annotation):
-            raise ValidationFailed(str(exc), details={"fields": [_field_of(exc)]}) from exc
+            field = _field_of(exc)
+            field["message"] = message = _with_allowed_values(field["message"], annotation, field["field"])
+            raise ValidationFailed(message, details={"fields": [field]}) from exc
     except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise ValidationFailed("Malformed JSON body", details={"fields": [{"field": "body"}]}) from exc
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from mana_credits.kit.cli import with_connection
-from mana_credits.payments import repository
-from mana_credits.payments.schemas import Package
+
+if TYPE_CHECKING:
+    from mana_credits.payments.schemas import Package
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -23,6 +25,10 @@ def list_packages(
     all_: bool = typer.Option(False, "--all", help="also show deactivated packages"),
 ) -> None:
     """Show the packages users can buy (with --all, the deactivated ones too)."""
+    from rich.table import Table
+
+    from mana_credits.payments import repository
+
     packages = with_connection(repository.all_packages if all_ else repository.active_packages)
     table = Table(title="Credit packages")
     for column in ("id", "name", "credits", "price", "active", "order", "description"):
@@ -49,6 +55,8 @@ def add(
     sort_order: int = typer.Option(0, help="position in the list (ascending)"),
 ) -> None:
     """Add a package (active at once)."""
+    from mana_credits.payments import repository
+
     package: Package | None = with_connection(
         lambda conn: repository.add_package(
             conn,
@@ -70,6 +78,8 @@ def add(
 @app.command()
 def deactivate(name_or_id: str = typer.Argument(..., help="the package's name or id")) -> None:
     """Stop offering a package; past purchases keep their price and credits."""
+    from mana_credits.payments import repository
+
     package = with_connection(lambda conn: repository.deactivate_package(conn, name_or_id))
     if package is None:
         console.print(f"[red]no package {name_or_id!r}[/red]")

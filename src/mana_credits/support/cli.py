@@ -21,6 +21,7 @@ from mana_credits.kit.cli import console, database, with_connection
 if TYPE_CHECKING:  # the ledger imports the web framework: `healthcheck` must start fast
     from mana_credits.db.pool import Conn
     from mana_credits.ledger.audit import Offender
+    from mana_credits.sync_billing.repository import Subscription
 
 user_app = typer.Typer(no_args_is_help=True)
 
@@ -54,16 +55,30 @@ def show(user_id: str = typer.Argument(..., help="the user's id (JWT sub)")) -> 
             soft_wrap=True,
             highlight=False,
         )
-    sync = found.sync
-    sync_line = "never activated"
-    if sync is not None:
-        state = "gifted" if sync.is_gifted else "active" if sync.active else "inactive"
-        sync_line = f"{state}, {sync.interval}, next charge {sync.next_charge_at}"
-    console.print(f"cloud sync: {sync_line}", soft_wrap=True, highlight=False)
+    console.print(f"cloud sync: {sync_line(found.sync)}", soft_wrap=True, highlight=False)
     console.print(_table("last ledger rows", found.transactions))
     console.print(_table("open holds", found.holds))
     console.print(_table("gifts created", found.gifts_created))
     console.print(_table("gifts received", found.gifts_received))
+
+
+def sync_line(sync: Subscription | None) -> str:
+    """A subscription's state in words a supporter can repeat to the user."""
+    if sync is None:
+        return "never activated"
+    if sync.is_gifted:
+        return f"gifted by {sync.gifted_by or 'an admin'} since {_day(sync.gifted_at)}"
+    if sync.paused_at is not None:
+        return f"paused since {_day(sync.paused_at)} (not enough credits), {sync.interval}"
+    if sync.active and sync.cancel_at_period_end:
+        return f"cancelled, active until {_day(sync.current_period_end)}, {sync.interval}"
+    if sync.active:
+        return f"active, {sync.interval}, next charge {_day(sync.next_charge_at)}"
+    return f"deactivated, {sync.interval}"
+
+
+def _day(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "unknown"
 
 
 def grant(

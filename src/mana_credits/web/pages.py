@@ -149,6 +149,12 @@ async def switch_language(lang: str, next: str = "/app") -> Redirect:
     return Redirect(target, status_code=303, cookies=[cookie])
 
 
+@get("/", include_in_schema=False)
+async def home() -> Redirect:
+    """Whoever opens the bare address wants the pages, not a JSON 404."""
+    return Redirect("/app", status_code=303)
+
+
 @get("/settings/sync", include_in_schema=False)
 async def resume_link() -> Redirect:
     """The pause mail links here (`{BASE_URL}/settings/sync`)."""
@@ -184,7 +190,7 @@ async def dev_token(ctx: AppContext, data: DevSignIn) -> DevToken:
 def routes(settings: Settings) -> list[ControllerRouterHandler]:
     pages: list[ControllerRouterHandler] = [
         credits_page, purchase_page, sync_page, gifts_page, public_gift_page, sign_in_page, switch_language,
-        resume_link,
+        resume_link, home,
     ]  # fmt: skip
     if settings.is_development:
         pages.append(dev_token)
