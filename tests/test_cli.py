@@ -161,6 +161,30 @@ async def test_token_command_loads_neither_the_web_framework_nor_the_database_dr
     assert lines[-1] == "[]"
 
 
+async def test_serve_refuses_a_port_another_server_listens_on(
+    tmp_path: Path, fresh_database: Callable[[], Awaitable[str]]
+) -> None:
+    url = await fresh_database()
+    async with running(url, tmp_path / "first", MANA_CREDITS_SCHEDULER="false") as first:
+        env = {**first.env, "MANA_CREDITS_DATA_DIR": str(tmp_path / "second")}
+        second = await asyncio.create_subprocess_exec(
+            CLI, "serve", "--host", "127.0.0.1", env=env, start_new_session=True,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            await asyncio.wait_for(second.wait(), 60)
+        except TimeoutError:
+            os.killpg(second.pid, signal.SIGKILL)  # granian and its workers
+            await second.wait()
+            raise AssertionError("a second server started on a taken port") from None
+        assert second.stdout is not None
+        out = await second.stdout.read()
+        assert second.returncode != 0
+        assert f"port {first.port}" in out.decode() and "already in use" in out.decode()
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"{first.base}/health")).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("signum", "to_group"),
     [(signal.SIGINT, True), (signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGHUP, True)],

@@ -80,6 +80,7 @@ def serve(
         settings.check_safe_to_start()
     except RuntimeError as exc:
         refuse(str(exc))
+    _refuse_a_taken_port(host, settings.PORT)
     command = [sys.executable, "-m", "mana_credits.server", host, str(settings.PORT), str(workers)]
     with database(settings) as url:
         _migrate(url)
@@ -102,6 +103,22 @@ def serve(
             os.execv(sys.executable, command)
         # The embedded database lives in this process: serve from a child and stop the database after it.
         _run_until_stopped(command)
+
+
+def _refuse_a_taken_port(host: str, port: int) -> None:
+    """granian listens with SO_REUSEPORT: a second server on a taken port would start silently and the
+    kernel would split requests between the two (and their databases). A plain bind fails instead."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart's TIME_WAIT is no owner
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            refuse(
+                f"port {port} on {host} is already in use ({exc.strerror}); stop the other server or set PORT"
+            )
 
 
 def _run_until_stopped(command: list[str]) -> None:
