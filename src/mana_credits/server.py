@@ -33,6 +33,10 @@ def serve(host: str, port: int, workers: int) -> None:
         runtime_threads=1,
         log_access=False,
         workers_kill_timeout=WORKER_KILL_SECONDS,
+        # A worker that dies (an OOM kill) is replaced and costs only its own requests; by default granian
+        # stops every worker on the first unexpected exit. A second death within 5.5 s of a respawn is a
+        # crash loop to granian, and then it does exit (for the process manager to see).
+        respawn_failed_workers=True,
     ).serve()
 
 

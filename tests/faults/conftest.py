@@ -111,11 +111,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid` (read from /proc, Linux)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _is_server(pid: int) -> bool:
+    try:
+        return b"mana_credits.server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 class ServerProcess:
     """`mana-credits serve` as a child process in its own process group."""
 
-    def __init__(self, url: str, data_dir: Path, **env: str) -> None:
+    def __init__(self, url: str, data_dir: Path, workers: int = 1, /, **env: str) -> None:
         self.port = free_port()
+        self.workers = workers
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ, "DATABASE_URL": url, "PORT": str(self.port), "MANA_CREDITS_ENV": "development",
@@ -125,7 +146,8 @@ class ServerProcess:
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            CLI, "serve", "--host", "127.0.0.1", env=self.env, start_new_session=True,
+            CLI, "serve", "--host", "127.0.0.1", "--workers", str(self.workers), env=self.env,
+            start_new_session=True,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         async with httpx.AsyncClient(timeout=2) as client:
@@ -156,6 +178,15 @@ class ServerProcess:
         except TimeoutError:
             return None
 
+    def worker_pids(self) -> set[int]:
+        """The granian workers: the children of granian's main process, which is the command itself
+        (exec'd, DATABASE_URL set) or its child (the command keeps the embedded database)."""
+        assert self.process is not None
+        main = self.process.pid
+        if b"mana_credits.server" not in Path(f"/proc/{main}/cmdline").read_bytes():
+            main = next(pid for pid in children(main) if _is_server(pid))
+        return set(children(main))
+
     async def kill(self) -> None:
         if self.process is not None and self.process.returncode is None:
             self.signal(signal.SIGKILL)
@@ -163,9 +194,9 @@ class ServerProcess:
 
 
 @asynccontextmanager
-async def running(url: str, data_dir: Path, **env: str) -> AsyncIterator[ServerProcess]:
+async def running(url: str, data_dir: Path, workers: int = 1, /, **env: str) -> AsyncIterator[ServerProcess]:
     """A started server, killed on the way out whatever happened inside."""
-    server = ServerProcess(url, data_dir, **env)
+    server = ServerProcess(url, data_dir, workers, **env)
     try:
         await server.start()
         yield server

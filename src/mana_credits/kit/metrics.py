@@ -10,11 +10,12 @@ from __future__ import annotations
 import bisect
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from litestar import Request
 from litestar.plugins.prometheus import PrometheusController
-from prometheus_client import Counter, Gauge, Histogram, values
+from prometheus_client import Counter, Gauge, Histogram, multiprocess, values
 
 __all__ = [
     "Controller", "Counter", "Gauge", "Histogram",
@@ -33,8 +34,22 @@ def _process_id() -> int:
     return _pid
 
 
+def _forget_dead_workers(folder: str) -> None:
+    """A worker killed outright (kill -9, OOM) leaves its live gauges behind, counted as if it still ran
+    (its pool, its requests in progress); the worker started in its place drops them."""
+    for file in Path(folder).glob("gauge_live*_*.db"):
+        pid = int(file.stem.rsplit("_", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
+        except PermissionError:  # alive, someone else's
+            pass
+
+
 os.register_at_fork(after_in_child=_after_fork)
-if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+if _folder := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _forget_dead_workers(_folder)
     # Before any metric value exists: values are created with whatever ValueClass is at that moment.
     values.ValueClass = values.MultiProcessValue(process_identifier=_process_id)  # type: ignore[no-untyped-call]
 
