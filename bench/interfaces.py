@@ -32,19 +32,19 @@ from bench.harness import (
 )
 from mana_credits.credits.schemas import InternalUseCredits, UseResult
 from mana_credits.db.pool import create_pool
-from mana_credits.ledger.coalesce import Coalescer, UsageDebit
+from mana_credits.ledger.group import GroupCommit, UsageDebit
 
 _read = msgspec.json.Decoder(InternalUseCredits).decode
 INTERFACES = ("asgi", "rsgi")
-_coalescers: list[Coalescer] = []  # the worker's one group commit, made by its first debit
+_group_commits: list[GroupCommit] = []  # the worker's one group commit, made by its first debit
 
 
 async def _debit(body: bytes) -> bytes:
-    if not _coalescers:
-        _coalescers.append(Coalescer(await create_pool(os.environ["DATABASE_URL"])))
+    if not _group_commits:
+        _group_commits.append(GroupCommit(await create_pool(os.environ["DATABASE_URL"])))
     data = _read(body)
     item = UsageDebit(data.user_id, data.amount, data.app_id, data.description, data.metadata)
-    return msgspec.json.encode(UseResult.of(await _coalescers[0].debit(item)))
+    return msgspec.json.encode(UseResult.of(await _group_commits[0].debit(item)))
 
 
 async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:

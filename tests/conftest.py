@@ -187,12 +187,10 @@ async def live(settings: Settings, clock: Clock) -> AsyncIterator[tuple[LiveServ
 
 
 @pytest.fixture(scope="session")
-async def uncoalesced(settings: Settings, clock: Clock) -> AsyncIterator[str]:
-    """A second instance on the same database with coalescing off: keyless debits take the route's
+async def no_group_commit(settings: Settings, clock: Clock) -> AsyncIterator[str]:
+    """A second instance on the same database with the group commit off: keyless debits take the route's
     one-statement path, never the group commit or its lane (kit.lane)."""
-    server = LiveServer(
-        create_app(Settings(**{**settings.model_dump(), "COALESCE_DEBITS": False}), clock=clock)
-    )
+    server = LiveServer(create_app(Settings(**{**settings.model_dump(), "GROUP_COMMIT": False}), clock=clock))
     yield await server.start()
     await server.stop()
 

@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     MANA_CREDITS_DATA_DIR: Path = Path(".data")
     # Connections per server worker (one worker on 2 cores; see bench/README.md).
     DB_POOL_SIZE: int = Field(default=10, ge=1)
-    # Concurrent debits of one account (without idempotency key) applied as one batch: ledger.coalesce.
-    COALESCE_DEBITS: bool = True
+    # Keyless usage debits of any accounts applied together, one statement a batch: ledger.group.
+    GROUP_COMMIT: bool = True
     # Proxies whose X-Forwarded-For names the real client (rate limits per address); comma list or "*".
     # Unset means 127.0.0.1 (and a warning once when X-Forwarded-For arrives from another peer).
     TRUSTED_PROXIES: str | None = None

@@ -1,7 +1,7 @@
 """The lanes (kit.lane) answer exactly as their routes do. The keyless internal debit: the same request sent
-to this service and to an instance without coalescing (where the route answers every debit) gets the same
-status, headers, body and balance movement, whether the lane takes it or hands it on. A balance read: the
-same with and without an Origin (which sends it the route's way)."""
+to this service and to an instance without the group commit (where the route answers every debit) gets the
+same status, headers, body and balance movement, whether the lane takes it or hands it on. A balance read:
+the same with and without an Origin (which sends it the route's way)."""
 
 from __future__ import annotations
 
@@ -31,11 +31,11 @@ def _shape(value: Any) -> Any:
 
 
 async def _send_both(
-    api: Api, base_url: str, uncoalesced: str, body: dict[str, Any] | bytes, headers: dict[str, str]
+    api: Api, base_url: str, no_group_commit: str, body: dict[str, Any] | bytes, headers: dict[str, str]
 ) -> list[tuple[int, dict[str, str], Any, int]]:
     """The same debit through this service and through the route: status, headers, body, credits taken."""
     answers = []
-    for base in (base_url, uncoalesced):
+    for base in (base_url, no_group_commit):
         user = api.actor()
         await api.fund(user.id, 100)
         content = json.dumps(body).encode() if isinstance(body, dict) else body
@@ -74,12 +74,12 @@ PLAIN = {"userId": "USER", "amount": 5, "appId": "chat", "description": "a chat"
 async def test_the_same_answer_as_the_route(
     api: Api,
     base_url: str,
-    uncoalesced: str,
+    no_group_commit: str,
     body: dict[str, Any] | bytes,
     headers: dict[str, str],
     status: int,
 ) -> None:
-    lane, route = await _send_both(api, base_url, uncoalesced, body, headers)
+    lane, route = await _send_both(api, base_url, no_group_commit, body, headers)
     assert lane[0] == status
     assert lane == route
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -41,3 +42,13 @@ async def test_gifts_expire_refunds_expired_gifts(own_url: str, own_pool: asyncp
         assert await audit(conn) == []
     code, out = await run_cli("gifts", "expire", env={"DATABASE_URL": own_url})
     assert code == 0 and "0 gift(s) expired" in out
+    # Two days ahead on a development server, the fresh one-day gift expires too; production refuses.
+    ahead = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%d")
+    code, out = await run_cli("gifts", "expire", "--as-of", ahead, env={"DATABASE_URL": own_url})
+    assert code == 2 and "development servers only" in out
+    dev = {"DATABASE_URL": own_url, "MANA_CREDITS_ENV": "development"}
+    code, out = await run_cli("gifts", "expire", "--as-of", ahead, env=dev)
+    assert code == 0 and "1 gift(s) expired, 40 credit(s) refunded" in out, out
+    async with own_pool.acquire() as conn:
+        assert (await ledger.get_balance(conn, "fresh")).balance == 40
+        assert await audit(conn) == []

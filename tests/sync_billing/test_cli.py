@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from mana_credits import ledger
@@ -48,5 +48,51 @@ async def test_billing_run_renews_due_subscriptions(fresh_database: Callable[[],
                 "SELECT paused_at IS NOT NULL FROM credits.sync_subscriptions WHERE user_id = 'cli-poor'"
             )
             assert paused is True
+    finally:
+        await pool.close()
+
+
+async def test_billing_run_as_of_moves_the_clock_in_development_only(
+    fresh_database: Callable[[], Awaitable[str]],
+) -> None:
+    """A month ahead in minutes: what is due in 30 days renews (or pauses) now; production refuses."""
+    url = await fresh_database()
+    due = datetime.now(UTC) + timedelta(days=30)
+    pool = await create_pool(url, size=1)
+    try:
+        async with pool.acquire() as conn:
+            await ledger.credit(conn, "asof-rich", 100, type=TxType.GRANT, app_id="tests", description="seed")
+            await conn.execute(
+                "INSERT INTO credits.sync_subscriptions (user_id, active, next_charge_at, anchor_day) "
+                "VALUES ('asof-rich', true, $1, 1), ('asof-poor', true, $1, 1)",
+                due,
+            )
+
+        async def billing(env: str, *args: str) -> tuple[int, str]:
+            process = await asyncio.create_subprocess_exec(
+                str(CLI), "billing", "run", "--no-notify", *args,
+                env={**os.environ, "DATABASE_URL": url, "MANA_CREDITS_ENV": env},
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            out, _ = await process.communicate()
+            return process.returncode or 0, out.decode()
+
+        later = (due + timedelta(days=1)).strftime("%Y-%m-%d")
+        code, out = await billing("production", "--as-of", later)
+        assert code == 2 and "development servers only" in out
+        code, out = await billing("development")
+        assert code == 0 and "0 charged" in out  # nothing is due today
+        code, out = await billing("development", "--as-of", later)
+        assert code == 0 and "1 charged" in out and "1 paused" in out, out
+        async with pool.acquire() as conn:
+            assert await conn.fetchval(
+                "SELECT balance FROM credits.balances WHERE user_id = 'asof-rich'"
+            ) == 70  # fmt: skip
+            paused = await conn.fetchval(
+                "SELECT paused_at FROM credits.sync_subscriptions WHERE user_id = 'asof-poor'"
+            )
+            assert paused is not None and paused.date() == due.date() + timedelta(days=1)
+        code, out = await billing("development", "--as-of", later)
+        assert code == 0 and "0 charged" in out  # once only
     finally:
         await pool.close()

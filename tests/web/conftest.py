@@ -194,6 +194,19 @@ async def site(
 
 
 @pytest.fixture(scope="session")
+async def site_without_stripe(web_database: str, jwks: JwksServer, clock: Clock) -> AsyncIterator[Site]:
+    """`make run` as a newcomer has it: development, no Stripe keys."""
+    data_dir = Path(tempfile.mkdtemp(prefix="mana-credits-web-"))
+    served = await _site(
+        web_database, jwks, clock, MANA_CREDITS_ENV="development", MANA_CREDITS_DATA_DIR=data_dir
+    )
+    yield served
+    await served.client.aclose()
+    await served.server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 async def sso_site(
     web_database: str, jwks: JwksServer, clock: Clock, auth_stub: ManaAuthStub
 ) -> AsyncIterator[Site]:

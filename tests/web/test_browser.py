@@ -211,6 +211,19 @@ async def test_cancelled_checkout_says_nothing_was_charged(page: Page, site: Sit
     await expect(page.get_by_text("Der Kauf wurde abgebrochen. Es wurde nichts berechnet.")).to_be_visible()
 
 
+async def test_buying_without_stripe_keys_says_payments_are_not_set_up(
+    page: Page, site_without_stripe: Site
+) -> None:
+    site = site_without_stripe
+    user = await site.user(funds=10)
+    await sign_in(page, site, user)
+    await page.locator("#package-list li").first.get_by_role("button").click()
+    error = page.locator("#packages-error")
+    await expect(error).to_contain_text("auf diesem Server nicht eingerichtet")
+    await expect(error).not_to_contain_text("später")  # waiting would not help
+    assert await balance(site, user) == 10
+
+
 # ---- gifts ----
 
 

@@ -54,10 +54,10 @@ from mana_credits.kit.errors import CreditsError
 from mana_credits.kit.idempotency import Idempotent
 from mana_credits.kit.pagination import decode_cursor, encode_cursor
 from mana_credits.kit.validation import UserIdParam, parse_uuid
-from mana_credits.ledger.coalesce import Coalescer, UsageDebit
+from mana_credits.ledger.group import GroupCommit, UsageDebit
 from mana_credits.ledger.schemas import AccountSummary, Balance, BalanceRow, Transaction, TxType
 
-_COALESCER = "ledger.coalescer"
+_GROUP_COMMIT = "ledger.group_commit"
 _BALANCE_READS = "ledger.balance_reads"
 
 
@@ -75,7 +75,7 @@ async def _use(
     extra: dict[str, Any] | None = None,
 ) -> Response[UseResult]:
     idem = idem.with_body_key(data.idempotency_key)
-    if idem.key is None and ctx.settings.COALESCE_DEBITS:
+    if idem.key is None and ctx.settings.GROUP_COMMIT:
         return Response(await grouped_use(ctx, user_id, data, app_id, extra))
     metadata = _metadata(data, extra)
 
@@ -106,12 +106,12 @@ def _metadata(data: UseCredits, extra: dict[str, Any] | None) -> dict[str, Any] 
 async def grouped_use(
     ctx: AppContext, user_id: str, data: UseCredits, app_id: str, extra: dict[str, Any] | None
 ) -> UseResult:
-    """A keyless debit through the process's group commit (ledger.coalesce); InsufficientCredits when
+    """A keyless debit through the process's group commit (ledger.group); InsufficientCredits when
     the balance cannot cover it."""
-    found = ctx.extras.get(_COALESCER)
+    found = ctx.extras.get(_GROUP_COMMIT)
     if found is None:
-        found = ctx.extras[_COALESCER] = Coalescer(ctx.pool)
-    assert isinstance(found, Coalescer)
+        found = ctx.extras[_GROUP_COMMIT] = GroupCommit(ctx.pool)
+    assert isinstance(found, GroupCommit)
     item = UsageDebit(user_id, data.amount, app_id, data.description, _metadata(data, extra))
     return UseResult.of(await found.debit(item))
 
@@ -342,13 +342,13 @@ _DECODE_INTERNAL_USE = msgspec.json.Decoder(InternalUseCredits).decode
 
 
 def _take_keyless_debit(scope: Scope, headers: lane.Headers, body: bytes) -> lane.Work | None:
-    """The work of a service's keyless debit when the route would coalesce it (answering 200 or 402);
-    None for anything else, which the route answers: a header key (its own transaction), and the 400s
-    and 401s, worded as everywhere."""
+    """The work of a service's keyless debit when the route would send it through the group commit
+    (answering 200 or 402); None for anything else, which the route answers: a header key (its own
+    transaction), and the 400s and 401s, worded as everywhere."""
     ctx: AppContext = scope["app"].state.ctx
     key, app_header = headers.get(b"x-service-key"), headers.get(b"x-app-id")
     json = headers.get(b"content-type") == b"application/json"
-    if key is None or not json or b"idempotency-key" in headers or not ctx.settings.COALESCE_DEBITS:
+    if key is None or not json or b"idempotency-key" in headers or not ctx.settings.GROUP_COMMIT:
         return None
     try:
         data = _DECODE_INTERNAL_USE(body)

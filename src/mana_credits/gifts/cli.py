@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import Progress
 
 from mana_credits.config import Settings
-from mana_credits.kit.cli import console, database
+from mana_credits.kit.cli import AS_OF_FORMATS, AS_OF_HELP, as_of, console, database
 
 if TYPE_CHECKING:
     from mana_credits.gifts.schemas import SweepResult
@@ -20,21 +20,25 @@ app = typer.Typer(no_args_is_help=True)
 
 
 @app.command()
-def expire(batch: int = typer.Option(200, min=1, max=10_000, help="gifts per transaction")) -> None:
+def expire(
+    batch: int = typer.Option(200, min=1, max=10_000, help="gifts per transaction"),
+    moved: datetime | None = typer.Option(None, "--as-of", formats=AS_OF_FORMATS, help=AS_OF_HELP),
+) -> None:
     """Refund every expired, unredeemed gift to its creator now (safe beside running servers)."""
-    with database(Settings()) as url:
-        result = asyncio.run(_expire(url, batch))
+    settings = Settings()
+    now = as_of(settings, moved)
+    with database(settings) as url:
+        result = asyncio.run(_expire(url, batch, now))
     console.print(
         f"[green]{result.expired} gift(s) expired, {result.refunded_credits} credit(s) refunded[/green]",
         soft_wrap=True,
     )
 
 
-async def _expire(url: str, batch: int) -> SweepResult:
+async def _expire(url: str, batch: int, now: datetime) -> SweepResult:
     from mana_credits.db.pool import create_pool
     from mana_credits.gifts import repository, tasks
 
-    now = datetime.now(UTC)
     pool = await create_pool(url, size=1)
     try:
         async with pool.acquire() as conn:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
@@ -43,6 +44,20 @@ def database(settings: Settings) -> Iterator[str]:
         yield database_url(admin_url, EMBEDDED_DATABASE)
     finally:
         server.stop()
+
+
+AS_OF_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+AS_OF_HELP = "development only: run as if it were this instant (UTC), like a payment provider's test clock"
+
+
+def as_of(settings: Settings, moved: datetime | None) -> datetime:
+    """The instant a job runs at: now, or on a development server a moved clock (try renewals, the pause
+    banner and expiry in minutes). Production refuses: there the clock is the one truth of billing."""
+    if moved is None:
+        return datetime.now(UTC)
+    if not settings.is_development:
+        refuse("--as-of is for development servers only (MANA_CREDITS_ENV=development)")
+    return moved if moved.tzinfo else moved.replace(tzinfo=UTC)
 
 
 def refuse(reason: str) -> NoReturn:

@@ -15,57 +15,33 @@ import asyncpg
 from mana_credits.db.pool import Conn
 from mana_credits.kit import money_metrics
 from mana_credits.kit.errors import InsufficientCredits
+from mana_credits.ledger.rule import WRITES, new_ids, one_move, spend
 from mana_credits.ledger.schemas import AccountSummary, Balance, BalanceRow, Entry, Transaction, TxType
 
 # Positive rows that give back what was spent rather than earn anything (audit.py counts them the same way).
 RETURNS = (TxType.REFUND, TxType.EXPIRY)
 
 
-def _tx_insert(amount: str, first: int) -> str:
-    """The ledger row for CTE `b`; type, app id, description, metadata, key are params first..first+4."""
-    t, app, desc, meta, key = (f"${first + i}" for i in range(5))
-    return f"""
-  INSERT INTO credits.transactions
-    (user_id, type, status, amount, balance_before, balance_after, app_id, description, metadata,
-     idempotency_key, completed_at)
-  SELECT $1, {t}::public.transaction_type, 'completed', {amount}, b.balance - ({amount}), b.balance,
-         {app}, {desc}, {meta}, {key}, now()
-  FROM b
-  RETURNING *
-"""
-
-
-# usage_stats.date is the calendar day as the old service counted it: local midnight in its container's
-# zone (TZ=Europe/Berlin in Mana's compose file), stored as a timestamptz.
-USAGE_DAY = "date_trunc('day', now(), 'Europe/Berlin')"
-
 _RESULT = """
 SELECT tx.*, b.balance AS new_balance, b.total_earned AS new_total_earned, b.total_spent AS new_total_spent
 FROM tx, b
 """
+_TOTALS = "bal.balance, bal.total_earned, bal.total_spent"
 
 # Conditional debit: succeeds only when the balance covers the amount (a negative balance blocks all).
-_DEBIT = (
-    """
-WITH b AS (
-  UPDATE credits.balances
-  SET balance = balance - $2, total_spent = total_spent + $2, version = version + 1, updated_at = now()
-  WHERE user_id = $1 AND balance >= $2
-  RETURNING balance, total_earned, total_spent
-), tx AS ("""
-    + _tx_insert("-$2::integer", first=4)
-    + """), usage AS (
-  INSERT INTO credits.usage_stats (user_id, app_id, credits_used, date, metadata)
-  SELECT $1, $5, $2, """
-    + USAGE_DAY
-    + """, $7 FROM b WHERE $3::boolean
-)"""
-    + _RESULT
-)
+_DEBIT = f"""
+WITH b AS ({spend("$2", where="bal.user_id = $1 AND bal.balance >= $2", returning=_TOTALS)}
+), {one_move(5, amount="-$2::integer", type="$4", record_usage="$3::boolean")}, {WRITES}
+{_RESULT}"""
+
+# A hold's commit: `used` ($2) of the hold's `held` ($3) is spent, the rest goes back to the balance.
+_SETTLE = f"""
+WITH b AS ({spend("$2::integer", released="$3::integer", where="bal.user_id = $1", returning=_TOTALS)}
+), {one_move(4, amount="-$2::integer", type="'usage'", record_usage="true")}, {WRITES}
+{_RESULT}"""
 
 # Unconditional change ($2 signed) with the totals moved by $3 (earned) and $4 (spent); creates the row.
-_APPLY = (
-    """
+_APPLY = f"""
 WITH b AS (
   INSERT INTO credits.balances AS cur (user_id, balance, total_earned, total_spent)
   VALUES ($1, $2, $3, $4)
@@ -76,11 +52,8 @@ WITH b AS (
       version = cur.version + 1,
       updated_at = now()
   RETURNING balance, total_earned, total_spent
-), tx AS ("""
-    + _tx_insert("$2::integer", first=5)
-    + ")"
-    + _RESULT
-)
+), {one_move(6, amount="$2::integer", type="$5", record_usage="false")}, {WRITES}
+{_RESULT}"""
 
 _BALANCE = "SELECT balance, total_earned, total_spent, reserved FROM credits.balances WHERE user_id = $1"
 
@@ -170,12 +143,14 @@ async def debit(
     record_usage: bool = False,
 ) -> Entry:
     """Take `amount` (> 0) from the balance, or raise InsufficientCredits and change nothing."""
+    [tx_id] = new_ids(1)
     row = await conn.fetchrow(
         _DEBIT,
         user_id,
         amount,
         record_usage,
         type.value,
+        tx_id,
         app_id,
         description,
         metadata,
@@ -201,8 +176,19 @@ async def _apply(
     metadata: dict[str, Any] | None,
     idempotency_key: str | None,
 ) -> Entry:
+    [tx_id] = new_ids(1)
     row = await conn.fetchrow(
-        _APPLY, user_id, amount, earned, spent, type.value, app_id, description, metadata, idempotency_key
+        _APPLY,
+        user_id,
+        amount,
+        earned,
+        spent,
+        type.value,
+        tx_id,
+        app_id,
+        description,
+        metadata,
+        idempotency_key,
     )
     assert row is not None
     money_metrics.moved(amount, app_id, type.value)
@@ -314,38 +300,9 @@ async def settle_hold(
     `balanceAfter = balanceBefore + amount` and equals the balance the user sees afterwards.
     """
     assert 0 < used <= held
+    [tx_id] = new_ids(1)
     row = await conn.fetchrow(
-        """
-        WITH b AS (
-          UPDATE credits.balances
-          SET balance = balance + ($3::integer - $2::integer), reserved = reserved - $3,
-              total_spent = total_spent + $2, version = version + 1, updated_at = now()
-          WHERE user_id = $1
-          RETURNING balance, total_earned, total_spent
-        ), tx AS (
-          INSERT INTO credits.transactions
-            (user_id, type, status, amount, balance_before, balance_after, app_id, description, metadata,
-             idempotency_key, completed_at)
-          SELECT $1, 'usage', 'completed', -$2::integer, b.balance + $2, b.balance, $4, $5, $6, $7, now()
-          FROM b
-          RETURNING *
-        ), usage AS (
-          INSERT INTO credits.usage_stats (user_id, app_id, credits_used, date, metadata)
-          SELECT $1, $4, $2, """
-        + USAGE_DAY
-        + """, $6 FROM b
-        )
-        SELECT tx.*, b.balance AS new_balance, b.total_earned AS new_total_earned,
-               b.total_spent AS new_total_spent
-        FROM tx, b
-        """,
-        user_id,
-        used,
-        held,
-        app_id,
-        description,
-        metadata,
-        idempotency_key,
+        _SETTLE, user_id, used, held, tx_id, app_id, description, metadata, idempotency_key
     )
     money_metrics.moved(-used, app_id, "usage")
     assert row is not None

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mana_credits.config import Settings
-from mana_credits.kit.cli import console, database
+from mana_credits.kit.cli import AS_OF_FORMATS, AS_OF_HELP, as_of, console, database
 
 if TYPE_CHECKING:  # the service imports the web framework: load it only when a command runs
     from mana_credits.notifications.service import DeliveryResult
@@ -26,11 +27,13 @@ app = typer.Typer(no_args_is_help=True)
 def run(
     batch: int = typer.Option(500, min=1, max=10_000, help="subscriptions per transaction"),
     notify: bool = typer.Option(True, help="deliver queued emails to mana-notify afterwards"),
+    moved: datetime | None = typer.Option(None, "--as-of", formats=AS_OF_FORMATS, help=AS_OF_HELP),
 ) -> None:
     """Renew every due subscription (pausing those without enough credits)."""
     settings = Settings()
+    now = as_of(settings, moved)
     with database(settings) as url:
-        renewed, delivered = asyncio.run(_run(settings, url, batch=batch, notify=notify))
+        renewed, delivered = asyncio.run(_run(settings, url, now, batch=batch, notify=notify))
     console.print(
         f"[green]{renewed.charged} charged[/green], {renewed.paused} paused, "
         f"{renewed.deactivated} ended, [red]{renewed.errors} errors[/red] of {renewed.total}",
@@ -45,7 +48,7 @@ def run(
 
 
 async def _run(
-    settings: Settings, url: str, *, batch: int, notify: bool
+    settings: Settings, url: str, now: datetime, *, batch: int, notify: bool
 ) -> tuple[RenewalResult, DeliveryResult | None]:
     import httpx
 
@@ -57,7 +60,6 @@ async def _run(
     clock = Clock()
     pool = await create_pool(url, size=2)
     try:
-        now = clock.now()
         async with pool.acquire() as conn:
             due = await repository.count_due(conn, now)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -115,8 +115,8 @@ TEXT: dict[str, tuple[str, str]] = {
         "The purchase was cancelled. Nothing was charged.",
     ),
     "payments_unavailable": (
-        "Käufe sind gerade nicht möglich. Bitte versuch es später noch einmal.",
-        "Purchases are not possible right now. Please try again later.",
+        "Käufe sind auf diesem Server nicht eingerichtet (kein Stripe-Schlüssel). Es wurde nichts berechnet.",
+        "Purchases are not set up on this server (no Stripe key). Nothing was charged.",
     ),
     # purchase status
     "purchase_title": ("Dein Kauf", "Your purchase"),

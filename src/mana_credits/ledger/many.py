@@ -7,43 +7,25 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import msgspec
-
 from mana_credits.db.pool import Conn
 from mana_credits.kit import money_metrics
-from mana_credits.ledger.repository import USAGE_DAY
+from mana_credits.ledger.rule import MOVE_COLUMNS, WRITES, json_texts, new_ids, spend
 from mana_credits.ledger.schemas import TxType
 
-_DEBIT_MANY = (
-    """
+_COVERED = "bal.user_id = req.user_id AND bal.balance >= req.amount"
+_TAKEN = "bal.user_id, bal.balance, req.amount, req.description, req.metadata, req.idempotency_key, req.id"
+_DEBIT_MANY = f"""
 WITH req AS (
-  SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[])
-    AS r(user_id, amount, description, metadata, idempotency_key)
-), b AS (
-  UPDATE credits.balances bal
-  SET balance = bal.balance - req.amount, total_spent = bal.total_spent + req.amount,
-      version = bal.version + 1, updated_at = now()
-  FROM req
-  WHERE bal.user_id = req.user_id AND bal.balance >= req.amount
-  RETURNING bal.user_id, bal.balance, req.amount, req.description, req.metadata::jsonb AS metadata,
-            req.idempotency_key
-), tx AS (
-  INSERT INTO credits.transactions
-    (user_id, type, status, amount, balance_before, balance_after, app_id, description, metadata,
-     idempotency_key, completed_at)
-  SELECT b.user_id, $6::public.transaction_type, 'completed', -b.amount, b.balance + b.amount, b.balance,
-         $7, b.description, b.metadata, b.idempotency_key, now()
+  SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::uuid[])
+    AS r(user_id, amount, description, metadata, idempotency_key, id)
+), b AS ({spend("req.amount", source="req", where=_COVERED, returning=_TAKEN)}
+), moves ({MOVE_COLUMNS}) AS (
+  SELECT b.id, b.user_id, $7::public.transaction_type, -b.amount, b.balance, $8::text, b.description,
+         b.metadata::jsonb, b.idempotency_key, $9::boolean
   FROM b
-  RETURNING user_id, id
-), usage AS (
-  INSERT INTO credits.usage_stats (user_id, app_id, credits_used, date, metadata)
-  SELECT b.user_id, $7, b.amount, """
-    + USAGE_DAY
-    + """, b.metadata FROM b WHERE $8::boolean
-)
+), {WRITES}
 SELECT user_id, id FROM tx
 """
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +53,9 @@ async def debit_many(
         [item.user_id for item in items],
         [item.amount for item in items],
         [item.description for item in items],
-        [None if item.metadata is None else msgspec.json.encode(item.metadata).decode() for item in items],
+        json_texts(item.metadata for item in items),
         [item.idempotency_key for item in items],
+        new_ids(len(items)),
         type.value,
         app_id,
         record_usage,

@@ -18,26 +18,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
 from mana_credits.db.pool import Conn
 from mana_credits.kit import money_metrics
 from mana_credits.kit.batching import Batcher
 from mana_credits.kit.errors import InsufficientCredits
-from mana_credits.ledger.repository import USAGE_DAY
+from mana_credits.ledger.rule import MOVE_COLUMNS, WRITES, json_texts, new_ids, spend
 from mana_credits.ledger.schemas import Entry, Transaction
 
-# seq: the debits with their place among their account's (k = 1, 2, ...) and a ledger id each.
-# cur: the balance rows, locked in user-id order. d: the decisions, one account step per recursion level,
-# carrying the running balance. s: the accepted sum per account, moved once in b. A ledger row and a usage
-# row per accepted debit, for accounts b moved. One result row per debit, in arrival order.
-_GROUP_DEBIT = (
-    """
+# seq: the debits with their place among their account's (k = 1, 2, ...) and their ledger id. cur: the
+# balance rows, locked in user-id order. d: the decisions, one account step per recursion level, carrying
+# the running balance. s: the accepted sum per account, moved once in b. moves: the accepted debits, for
+# accounts b moved. One result row per debit, in arrival order.
+_GROUP_DEBIT = f"""
 WITH RECURSIVE seq AS MATERIALIZED (
-  SELECT r.*, row_number() OVER (PARTITION BY r.user_id ORDER BY r.n) AS k, gen_random_uuid() AS id
-  FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[])
-    WITH ORDINALITY AS r(user_id, amount, app_id, description, metadata, n)
+  SELECT r.*, row_number() OVER (PARTITION BY r.user_id ORDER BY r.n) AS k
+  FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::uuid[])
+    WITH ORDINALITY AS r(user_id, amount, app_id, description, metadata, id, n)
 ), cur AS MATERIALIZED (
   SELECT bal.user_id, bal.balance, bal.total_earned, bal.total_spent
   FROM credits.balances bal
@@ -54,35 +52,18 @@ WITH RECURSIVE seq AS MATERIALIZED (
 ), s AS (
   SELECT d.user_id, sum(seq.amount)::integer AS total
   FROM d JOIN seq USING (user_id, k) WHERE d.ok GROUP BY d.user_id
-), b AS (
-  UPDATE credits.balances bal
-  SET balance = bal.balance - s.total, total_spent = bal.total_spent + s.total, version = bal.version + 1,
-      updated_at = now()
-  FROM s WHERE bal.user_id = s.user_id
-  RETURNING bal.user_id
-), tx AS (
-  INSERT INTO credits.transactions
-    (id, user_id, type, status, amount, balance_before, balance_after, app_id, description, metadata,
-     completed_at)
-  SELECT seq.id, seq.user_id, 'usage', 'completed', -seq.amount, d.before, d.before - seq.amount, seq.app_id,
-         seq.description, seq.metadata::jsonb, now()
+), b AS ({spend("s.total", source="s", where="bal.user_id = s.user_id", returning="bal.user_id")}
+), moves ({MOVE_COLUMNS}) AS (
+  SELECT seq.id, seq.user_id, 'usage'::public.transaction_type, -seq.amount, d.before - seq.amount,
+         seq.app_id, seq.description, seq.metadata::jsonb, NULL::text, true
   FROM d JOIN seq USING (user_id, k) JOIN b USING (user_id)
   WHERE d.ok
-  RETURNING *
-), usage AS (
-  INSERT INTO credits.usage_stats (user_id, app_id, credits_used, date, metadata)
-  SELECT seq.user_id, seq.app_id, seq.amount, """
-    + USAGE_DAY
-    + """, seq.metadata::jsonb
-  FROM d JOIN seq USING (user_id, k) JOIN b USING (user_id)
-  WHERE d.ok
-)
+), {WRITES}
 SELECT seq.n AS debit_number, COALESCE(d.before, 0) AS available, cur.total_earned AS earned_before,
        cur.total_spent AS spent_before, tx.*
 FROM seq LEFT JOIN d USING (user_id, k) LEFT JOIN cur USING (user_id) LEFT JOIN tx ON tx.id = seq.id
 ORDER BY seq.n
 """
-)
 
 # A batch that loses a deadlock to another multi-row writer changed nothing and is sent again.
 DEADLOCK_RETRIES = 3
@@ -116,7 +97,8 @@ async def apply_batch(conn: Conn, items: list[UsageDebit]) -> list[Outcome]:
         [item.amount for item in items],
         [item.app_id for item in items],
         [item.description for item in items],
-        [None if item.metadata is None else msgspec.json.encode(item.metadata).decode() for item in items],
+        json_texts(item.metadata for item in items),
+        new_ids(len(items)),
     )
     assert [row["debit_number"] for row in rows] == list(range(1, len(items) + 1))
     outcomes: list[Outcome] = []
@@ -152,7 +134,7 @@ def _open(conn: PoolConnectionProxy[asyncpg.Record]) -> bool:
         return False
 
 
-class Coalescer:
+class GroupCommit:
     """One per process: debits queue while a batch is in flight and go out together in the next.
 
     The batches keep one connection of the pool between them instead of checking one out and back in for

@@ -1,5 +1,6 @@
-"""Coalesced debits (ledger.coalesce) keep every guarantee of one-statement debits: the same 200s and 402s,
-no lost update, one ledger and usage row per accepted debit, idempotent replays, a clean audit."""
+"""Debits through the group commit (ledger.group) keep every guarantee of one-statement debits: the same
+200s and 402s, no lost update, one ledger and usage row per accepted debit, idempotent replays, a clean
+audit."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from mana_credits.db.pool import SESSION, init_connection
 from mana_credits.kit.errors import InsufficientCredits
 from mana_credits.ledger import TxType, take_back
 from mana_credits.ledger.audit import audit
-from mana_credits.ledger.coalesce import Coalescer, UsageDebit, apply_batch
+from mana_credits.ledger.group import GroupCommit, UsageDebit, apply_batch
 from mana_credits.ledger.schemas import Entry
 from tests.conftest import LiveServer
 from tests.support import SERVICE_KEY, Actor, Api
@@ -41,11 +42,11 @@ async def funded(api: Api, db: asyncpg.Connection, credits: int) -> tuple[Actor,
 
 async def together(ctx: AppContext, debits: list[UsageDebit]) -> list[Entry | BaseException]:
     """The debits sent at once through one group commit (the first alone, the rest in the next batch)."""
-    coalescer = Coalescer(ctx.pool)
+    group_commit = GroupCommit(ctx.pool)
     try:
-        return await asyncio.gather(*map(coalescer.debit, debits), return_exceptions=True)
+        return await asyncio.gather(*map(group_commit.debit, debits), return_exceptions=True)
     finally:
-        await coalescer.aclose()
+        await group_commit.aclose()
 
 
 async def test_200_debits_of_1_on_100_in_one_process(
@@ -155,7 +156,7 @@ async def test_a_value_the_database_refuses_fails_only_its_own_debit(
 
 # ---- the connection the batches keep ----
 
-KEPT = "coalescer-under-test"
+KEPT = "group-commit-under-test"
 
 
 @contextlib.asynccontextmanager
@@ -185,16 +186,16 @@ async def test_a_connection_the_server_ended_is_replaced_before_the_next_batch(
 ) -> None:
     user, _ = await funded(api, db, 10)
     async with named_pool(ctx) as pool:
-        coalescer = Coalescer(pool)
-        assert (await coalescer.debit(UsageDebit(user.id, 1, "chat", "before"))).balance == 9
+        group_commit = GroupCommit(pool)
+        assert (await group_commit.debit(UsageDebit(user.id, 1, "chat", "before"))).balance == 9
         sessions = "SELECT pid FROM pg_stat_activity WHERE application_name = $1"
         ended = [r["pid"] for r in await db.fetch(sessions, KEPT)]
         # Returns once the sessions are gone (or after 5 s).
         await db.execute("SELECT pg_terminate_backend(pid, 5000) FROM unnest($1::int[]) pid", ended)
         assert not set(ended) & {r["pid"] for r in await db.fetch(sessions, KEPT)}
-        after = await coalescer.debit(UsageDebit(user.id, 1, "chat", "after"))
+        after = await group_commit.debit(UsageDebit(user.id, 1, "chat", "after"))
         assert after.balance == 8 and after.total_spent == 2
-        await coalescer.aclose()
+        await group_commit.aclose()
         assert pool.get_idle_size() == pool.get_size()  # the kept connection is back in the pool
     assert await audit(db) == []
 
@@ -206,11 +207,11 @@ async def test_a_kept_connection_idle_too_long_goes_back_to_the_pool_before_the_
     for keep_idle_seconds, given_back in ((3600.0, 0), (0.0, 2)):
         resets: list[int] = []
         async with named_pool(ctx, resets) as pool:
-            coalescer = Coalescer(pool, keep_idle_seconds=keep_idle_seconds)
+            group_commit = GroupCommit(pool, keep_idle_seconds=keep_idle_seconds)
             for _ in range(3):
-                await coalescer.debit(UsageDebit(user.id, 1, "chat", "one"))
+                await group_commit.debit(UsageDebit(user.id, 1, "chat", "one"))
             assert len(resets) == given_back  # before the second and the third batch, or never
-            await coalescer.aclose()
+            await group_commit.aclose()
     assert (await api.balance(user))["balance"] == 4
     assert await audit(db) == []
 
@@ -221,14 +222,14 @@ async def test_a_batch_that_timed_out_is_not_applied_and_the_next_gets_a_sound_c
     user, _ = await funded(api, db, 10)
     # Bounded: a batch that went on waiting for the row lock the test holds would hang the test.
     async with asyncio.timeout(30), named_pool(ctx, command_timeout=0.5) as pool:
-        coalescer = Coalescer(pool)
+        group_commit = GroupCommit(pool)
         async with db.transaction():  # holds the balance row, so the batch waits past its timeout
             await db.execute("SELECT 1 FROM credits.balances WHERE user_id = $1 FOR UPDATE", user.id)
             with pytest.raises(TimeoutError):
-                await coalescer.debit(UsageDebit(user.id, 3, "chat", "timed out"))
-        entry = await coalescer.debit(UsageDebit(user.id, 1, "chat", "next"))
+                await group_commit.debit(UsageDebit(user.id, 3, "chat", "timed out"))
+        entry = await group_commit.debit(UsageDebit(user.id, 1, "chat", "next"))
         assert (entry.balance, entry.transaction.balance_before) == (9, 10)
-        await coalescer.aclose()
+        await group_commit.aclose()
         assert pool.get_idle_size() == pool.get_size()
     descriptions = await db.fetch(
         "SELECT description FROM credits.transactions WHERE user_id = $1 AND type = 'usage'", user.id
@@ -279,12 +280,12 @@ async def hot_account(api: Api, http: httpx.AsyncClient, db: asyncpg.Connection)
     }
 
 
-async def test_same_answers_with_and_without_coalescing(
-    api: Api, base_url: str, uncoalesced: str, db: asyncpg.Connection
+async def test_same_answers_with_and_without_the_group_commit(
+    api: Api, base_url: str, no_group_commit: str, db: asyncpg.Connection
 ) -> None:
     async with fresh_client(base_url) as http:
         on = await hot_account(api, http, db)
-    async with fresh_client(uncoalesced) as http:
+    async with fresh_client(no_group_commit) as http:
         off = await hot_account(api, http, db)
     # 150 credits: the keyed 50 lands once (the other 9 replay it if it succeeded, or all retry to 402),
     # and plain debits of 1 take what is left; every 200 has its row, every row a distinct balance.
