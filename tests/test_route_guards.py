@@ -52,6 +52,7 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/app/lang/{lang:str}"): "language cookie and redirect",
     ("GET", "/g/{code:str}"): "public gift page",
     ("GET", "/settings/sync"): "old link, redirects to /app/sync",
+    ("GET", "/"): "redirects to the pages (/app)",
     ("GET", "/app/static/{file_path:path}"): "static assets",
     ("HEAD", "/app/static/{file_path:path}"): "static assets",
     ("POST", "/app/dev-token"): "development only; the test below checks it is not routed in production",

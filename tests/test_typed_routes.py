@@ -21,6 +21,7 @@ NOT_A_STRUCT = {
     ("GET", "/app/sign-in"): "HTML",
     ("GET", "/app/lang/{lang:str}"): "redirect",
     ("GET", "/settings/sync"): "redirect",
+    ("GET", "/"): "redirect",
     ("GET", "/app/static/{file_path:path}"): "static file",
     ("HEAD", "/app/static/{file_path:path}"): "static file",
     ("GET", "/metrics"): "Prometheus text",

@@ -25,7 +25,7 @@ async def test_status_without_a_subscription(api: Api) -> None:
     user = api.actor()
     assert await status(api, user) == {
         "active": False, "interval": "monthly", "nextChargeAt": None, "pausedAt": None, "gifted": False,
-        "cancelAtPeriodEnd": False, "amountCharged": 30, "activeUntil": None,
+        "cancelAtPeriodEnd": False, "amountCharged": 0, "nextChargeAmount": None, "activeUntil": None,
     }  # fmt: skip
 
 
@@ -200,17 +200,29 @@ async def test_change_interval_applies_at_the_next_charge(
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["success"], body["interval"], body["amountCharged"]) == (True, "yearly", 360)
+    # Nothing is charged now: amountCharged says so, the next renewal's price is named apart.
+    assert (body["success"], body["interval"], body["amountCharged"], body["nextChargeAmount"]) == (
+        True, "yearly", 0, 360,
+    )  # fmt: skip
     assert near(body["effectiveAt"], "2026-02-15T00:00:00+00:00")
     assert (await api.balance(user))["balance"] == 470
     body = await status(api, user)
-    assert (body["interval"], body["amountCharged"]) == ("yearly", 360)
+    assert (body["interval"], body["amountCharged"], body["nextChargeAmount"]) == ("yearly", 30, 360)
     assert near(body["nextChargeAt"], "2026-02-15T00:00:00+00:00")
+    # The interval already chosen again: a no-op that charges and changes nothing.
+    same = await api.client.post(
+        "/api/v1/sync/change-interval", json={"interval": "yearly"}, headers=user.headers
+    )
+    assert same.status_code == 200, same.text
+    assert (same.json()["interval"], same.json()["amountCharged"]) == ("yearly", 0)
+    assert await sync_charges(db, user.id) == [-30]
 
     clock.set(datetime.fromisoformat("2026-02-15T00:02:00+00:00"))
     await run_renewals(api)
     assert await sync_charges(db, user.id) == [-30, -360]
-    assert near((await status(api, user))["nextChargeAt"], "2027-02-15T00:00:00+00:00")
+    body = await status(api, user)
+    assert near(body["nextChargeAt"], "2027-02-15T00:00:00+00:00")
+    assert (body["amountCharged"], body["nextChargeAmount"]) == (360, 360)  # what this period cost
 
 
 async def test_idempotency_key_replays_the_activation(api: Api, db: asyncpg.Connection) -> None:

@@ -372,8 +372,11 @@ async def test_activate_change_cancel_and_resume_sync(page: Page, site: Site) ->
     await expect(page.locator("#sync-detail")).to_contain_text("90 Credits")
     assert await balance(site, user) == 10
 
+    change = page.get_by_role("button", name="Zeitraum ändern")
+    await expect(change).to_be_disabled()  # the interval already running is no change
     await page.get_by_role("radio", name=re.compile("^Jährlich")).check()
-    await page.get_by_role("button", name="Zeitraum ändern").click()
+    await expect(change).to_be_enabled()
+    await change.click()
     await expect(message).to_contain_text("gilt der neue Zeitraum (360 Credits)")
     await expect(page.locator("#sync-detail")).to_contain_text("360 Credits")
 

@@ -116,16 +116,16 @@ async def set_cancelled(conn: Conn, user_id: str, cancelled: bool, email: str | 
 
 
 async def set_interval(conn: Conn, user_id: str, interval: SyncInterval) -> Subscription:
+    """The next renewal's interval; `amount_charged` keeps what the current period cost."""
     row = await conn.fetchrow(
         f"""
         UPDATE credits.sync_subscriptions
-        SET billing_interval = $2::public.sync_billing_interval, amount_charged = $3, updated_at = now()
+        SET billing_interval = $2::public.sync_billing_interval, updated_at = now()
         WHERE user_id = $1
         RETURNING {_COLUMNS}
         """,
         user_id,
         interval.value,
-        PRICES[interval],
     )
     assert row is not None
     return Subscription.from_row(row)
@@ -226,7 +226,7 @@ async def release_period_keys(conn: Conn, keys: list[str]) -> None:
 
 
 async def renew_many(
-    conn: Conn, user_ids: list[str], period_ends: list[datetime], anchor_days: list[int]
+    conn: Conn, user_ids: list[str], period_ends: list[datetime], anchor_days: list[int], amounts: list[int]
 ) -> None:
     if not user_ids:
         return
@@ -234,13 +234,15 @@ async def renew_many(
         """
         UPDATE credits.sync_subscriptions s
         SET next_charge_at = u.period_end, current_period_end = u.period_end, anchor_day = u.anchor_day,
-            failure_count = 0, retry_at = NULL, updated_at = now()
-        FROM unnest($1::text[], $2::timestamptz[], $3::smallint[]) AS u(user_id, period_end, anchor_day)
+            amount_charged = u.amount, failure_count = 0, retry_at = NULL, updated_at = now()
+        FROM unnest($1::text[], $2::timestamptz[], $3::smallint[], $4::int[])
+             AS u(user_id, period_end, anchor_day, amount)
         WHERE s.user_id = u.user_id
         """,
         user_ids,
         period_ends,
         anchor_days,
+        amounts,
     )
 
 

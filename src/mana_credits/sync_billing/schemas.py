@@ -30,8 +30,10 @@ class SyncStatus(msgspec.Struct, rename="camel", kw_only=True):
     paused_at: datetime | None
     gifted: bool
     cancel_at_period_end: bool
-    # Credits per period of the chosen interval.
+    # Credits the current period cost: 0 when nothing was charged (never activated, gifted).
     amount_charged: int
+    # Credits the next renewal will take; null when none is due (cancelled, paused, gifted, inactive).
+    next_charge_amount: int | None
     # End of the paid period: with a cancellation, sync stays usable until then.
     active_until: datetime | None
 
@@ -66,8 +68,10 @@ class DeactivateResult(msgspec.Struct, rename="camel", kw_only=True):
 class ChangeIntervalResult(msgspec.Struct, rename="camel", kw_only=True):
     success: bool
     interval: SyncInterval
-    # What the next charge will take.
+    # Credits charged by this call: always 0 (the new price applies from the next renewal).
     amount_charged: int
+    # What the next renewal will take.
+    next_charge_amount: int
     effective_at: datetime | None
 
 

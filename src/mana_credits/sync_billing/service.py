@@ -69,7 +69,8 @@ def to_status(sub: Subscription | None, now: datetime) -> SyncStatus:
             paused_at=None,
             gifted=False,
             cancel_at_period_end=False,
-            amount_charged=PRICES[SyncInterval.MONTHLY],
+            amount_charged=0,
+            next_charge_amount=None,
             active_until=None,
         )
     paid = sub.in_paid_period(now)
@@ -81,7 +82,8 @@ def to_status(sub: Subscription | None, now: datetime) -> SyncStatus:
         paused_at=sub.paused_at,
         gifted=sub.is_gifted,
         cancel_at_period_end=paid and sub.cancel_at_period_end,
-        amount_charged=PRICES[sub.interval],
+        amount_charged=0 if sub.is_gifted or sub.activated_at is None else sub.amount_charged,
+        next_charge_amount=PRICES[sub.interval] if renewing else None,
         active_until=sub.current_period_end if paid else None,
     )
 
@@ -173,7 +175,8 @@ async def deactivate(conn: Conn, user_id: str, *, now: datetime) -> DeactivateRe
 async def change_interval(
     conn: Conn, user_id: str, interval: SyncInterval, *, now: datetime
 ) -> ChangeIntervalResult:
-    """The next charge uses the new interval and price; nothing is charged now."""
+    """The next charge uses the new interval and price; nothing is charged now (the current interval
+    again changes nothing: a retried change answers the same)."""
     sub = await repo.lock(conn, user_id, create=False)
     if sub is not None and sub.is_gifted:
         raise SyncGifted()
@@ -182,7 +185,11 @@ async def change_interval(
     if interval is not sub.interval:
         sub = await repo.set_interval(conn, user_id, interval)
     return ChangeIntervalResult(
-        success=True, interval=interval, amount_charged=PRICES[interval], effective_at=sub.current_period_end
+        success=True,
+        interval=interval,
+        amount_charged=0,
+        next_charge_amount=PRICES[interval],
+        effective_at=sub.current_period_end,
     )
 
 
@@ -257,6 +264,7 @@ async def renew(conn: Conn, subs: list[Subscription], now: datetime, resume: str
         [plan.sub.user_id for plan in renewed],
         [plan.end for plan in renewed],
         [plan.anchor for plan in renewed],
+        [PRICES[plan.sub.interval] for plan in renewed],
     )
     await repo.pause_many(conn, [plan.sub.user_id for plan in short], now)
     await outbox.enqueue_many(conn, [_pause_email(plan, resume) for plan in short], now)

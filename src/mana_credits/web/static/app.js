@@ -537,7 +537,7 @@
       state.dataset.state = key;
       state.textContent = fmt(`sync_${key}`, { date: date(status.activeUntil) });
       $('#sync-detail').textContent = status.nextChargeAt
-        ? fmt('sync_next_charge', { date: date(status.nextChargeAt), amount: number.format(status.amountCharged) })
+        ? fmt('sync_next_charge', { date: date(status.nextChargeAt), amount: number.format(status.nextChargeAmount) })
         : '';
       form.elements.interval.value = status.interval;
       for (const radio of form.elements.interval) radio.disabled = status.gifted;
@@ -546,7 +546,16 @@
       buttons.resume.hidden = !cancelled;
       buttons.change.hidden = !renewing;
       buttons.cancel.hidden = !renewing;
+      current = status.interval;
+      offerChange();
     }
+
+    // Changing to the interval already running would change nothing: offer it only for another one.
+    let current = null;
+    const offerChange = () => {
+      buttons.change.disabled = chosen() === current;
+    };
+    for (const radio of form.elements.interval) radio.addEventListener('change', offerChange);
 
     async function refresh() {
       const result = await api('GET', '/api/v1/sync/status');
@@ -576,7 +585,7 @@
     );
     buttons.change.addEventListener('click', () =>
       act(buttons.change, '/api/v1/sync/change-interval', { interval: chosen() }, (r) =>
-        fmt('sync_changed', { date: date(r.effectiveAt), amount: number.format(r.amountCharged) })),
+        fmt('sync_changed', { date: date(r.effectiveAt), amount: number.format(r.nextChargeAmount) })),
     );
     buttons.cancel.addEventListener('click', () =>
       act(buttons.cancel, '/api/v1/sync/deactivate', undefined, (r) =>
