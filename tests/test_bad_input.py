@@ -120,3 +120,26 @@ async def test_malformed_jwt_headers_are_401(client: httpx.AsyncClient, header: 
     token = f"{_b64(header)}.{_b64({'sub': 'x'})}.c2ln"
     response = await client.get("/api/v1/credits/balance", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("route", ["user", "service"])
+async def test_a_present_but_empty_idempotency_key_header_is_400(
+    api: Api, client: httpx.AsyncClient, route: str
+) -> None:
+    """An empty header used to switch idempotency off: the retry was charged again. (A blank one arrives
+    empty: HTTP strips a value's surrounding spaces; kit tests cover blank values.)"""
+    user = api.actor()
+    await api.fund(user.id, 10)
+    if route == "user":
+        path, body, headers = "/api/v1/credits/use", {"amount": 1, "appId": "chat"}, user.headers
+    else:  # a service's debit, the route the group commit's lane takes when no key is sent
+        path, body = "/api/v1/internal/credits/use", {"userId": user.id, "amount": 1, "appId": "chat"}
+        headers = service_headers("chat")
+    for _ in range(2):
+        response = await client.post(
+            path, json={**body, "description": "twice"}, headers={**headers, "Idempotency-Key": ""}
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "validation_error"
+        assert "Idempotency" in response.json()["message"]
+    assert (await api.balance(user))["balance"] == 10

@@ -32,8 +32,10 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 
 def key_from(request: Request[Any, Any, Any], body_key: str | None = None) -> str | None:
-    """The `Idempotency-Key` header, else the old `idempotencyKey` body field."""
-    key = request.headers.get("idempotency-key") or body_key
+    """The `Idempotency-Key` header, else the old `idempotencyKey` body field. A header that is present
+    but blank is refused, not ignored: ignoring it would charge the caller's retry a second time."""
+    header = request.headers.get("idempotency-key")
+    key = header if header is not None else body_key
     if key is None:
         return None
     key = key.strip()
