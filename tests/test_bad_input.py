@@ -143,3 +143,71 @@ async def test_a_present_but_empty_idempotency_key_header_is_400(
         assert response.json()["code"] == "validation_error"
         assert "Idempotency" in response.json()["message"]
     assert (await api.balance(user))["balance"] == 10
+
+
+BAD_UTF8 = b'{"amount":1,"appId":"chat","description":"\xff\xfe"}'
+
+
+@pytest.mark.parametrize(
+    ("path", "auth"),
+    [
+        ("/api/v1/credits/use", "user"),
+        ("/api/v1/credits/use", "none"),
+        ("/api/v1/internal/credits/use", "service"),
+        ("/api/v1/internal/credits/use", "wrong-key"),
+        ("/api/v1/gifts", "user"),
+        ("/api/v1/sync/activate", "user"),
+    ],
+)
+async def test_invalid_utf8_is_the_same_400_everywhere(
+    api: Api, client: httpx.AsyncClient, path: str, auth: str
+) -> None:
+    user = api.actor()
+    await api.fund(user.id, 10)
+    headers = {
+        "user": user.headers, "none": {}, "service": service_headers("chat"),
+        "wrong-key": service_headers("chat", key="wrong"),
+    }[auth]  # fmt: skip
+    body = BAD_UTF8.replace(b'"amount"', f'"userId":"{user.id}","amount"'.encode())
+    response = await client.post(path, content=body, headers={**headers, "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "validation_error"
+    assert response.json()["statusCode"] == 400
+    assert (await api.balance(user))["balance"] == 10
+
+
+@pytest.mark.parametrize("key", ["right", "wrong"])
+async def test_deep_metadata_on_the_service_debit_is_400_before_or_after_authentication(
+    api: Api, client: httpx.AsyncClient, key: str
+) -> None:
+    user = api.actor()
+    await api.fund(user.id, 10)
+    raw = '{"userId":"' + user.id + '","amount":1,"appId":"chat","metadata":{"x":' + _nested(1000) + "}}"
+    headers = service_headers(
+        "chat", key=service_headers("chat")["X-Service-Key"] if key == "right" else "no"
+    )
+    response = await client.post(
+        "/api/v1/internal/credits/use", content=raw, headers={**headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "validation_error"
+    assert (await api.balance(user))["balance"] == 10
+
+
+@pytest.mark.parametrize("second", ['"amount"', '"\\u0061mount"'], ids=["plain", "escaped"])
+@pytest.mark.parametrize(
+    ("path", "auth"), [("/api/v1/credits/use", "user"), ("/api/v1/internal/credits/use", "service")]
+)
+async def test_duplicate_json_keys_are_refused(
+    api: Api, client: httpx.AsyncClient, path: str, auth: str, second: str
+) -> None:
+    """`"amount":1,"amount":2` charged 2, while a proxy reading the first value would log 1: refuse it."""
+    user = api.actor()
+    await api.fund(user.id, 10)
+    headers = user.headers if auth == "user" else service_headers("chat")
+    raw = '{"userId":"' + user.id + '","amount":1,"appId":"chat","description":"d",' + second + ":2}"
+    response = await client.post(path, content=raw, headers={**headers, "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "validation_error"
+    assert "amount" in response.json()["message"]
+    assert (await api.balance(user))["balance"] == 10

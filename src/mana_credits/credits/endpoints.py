@@ -53,7 +53,7 @@ from mana_credits.kit.batching import Batcher
 from mana_credits.kit.errors import CreditsError
 from mana_credits.kit.idempotency import Idempotent
 from mana_credits.kit.pagination import decode_cursor, encode_cursor
-from mana_credits.kit.validation import UserIdParam, parse_uuid
+from mana_credits.kit.validation import MALFORMED, UserIdParam, check_text, field_names, parse_uuid
 from mana_credits.ledger.group import GroupCommit, UsageDebit
 from mana_credits.ledger.schemas import AccountSummary, Balance, BalanceRow, Transaction, TxType
 
@@ -339,6 +339,7 @@ internal_routes = Router(
 # ---- answered ahead of the framework (kit.lane) ----
 
 _DECODE_INTERNAL_USE = msgspec.json.Decoder(InternalUseCredits).decode
+_INTERNAL_USE_NAMES = field_names(InternalUseCredits)
 
 
 def _take_keyless_debit(scope: Scope, headers: lane.Headers, body: bytes) -> lane.Work | None:
@@ -354,7 +355,8 @@ def _take_keyless_debit(scope: Scope, headers: lane.Headers, body: bytes) -> lan
         data = _DECODE_INTERNAL_USE(body)
         app_id = None if app_header is None else app_header.decode("latin-1")
         caller = identify_service(key.decode("latin-1"), app_id, ctx)
-    except (msgspec.DecodeError, CreditsError):
+        check_text(body, _INTERNAL_USE_NAMES)
+    except (*MALFORMED, CreditsError):
         return None
     if data.idempotency_key is not None:
         return None
