@@ -12,8 +12,9 @@ import asyncpg
 import httpx
 
 from mana_credits.config import Settings
-from mana_credits.db.pool import connect
+from mana_credits.db.pool import connect, create_pool
 from mana_credits.ledger.audit import audit
+from mana_credits.ledger.group import GroupCommit, UsageDebit
 from tests.support import SERVICE_KEY, Api
 
 USE = "/api/v1/internal/credits/use"
@@ -65,5 +66,23 @@ async def test_other_accounts_debits_stay_fast_while_one_balance_row_is_locked(
     assert {str(r["id"]) for r in rows} == {r.json()["transaction"]["id"] for r in answered}
     assert (await api.balance(locked))["balance"] == 96
     for user in others:
-        assert (await api.balance(user))["balance"] == 97
+        assert (await api.balance(user))["balance"] == 91  # three debits in each of three waves
+    assert await audit(db) == []
+
+
+async def test_the_batches_lock_timeout_stays_with_the_group_commit(
+    api: Api, settings: Settings, db: asyncpg.Connection
+) -> None:
+    user = api.actor()
+    await api.fund(user.id, 10)
+    assert settings.DATABASE_URL is not None
+    pool = await create_pool(settings.DATABASE_URL, size=1)
+    try:
+        group_commit = GroupCommit(pool)
+        await group_commit.debit(UsageDebit(user.id, 1, "chat", "one"))
+        await group_commit.aclose()
+        async with pool.acquire() as conn:  # the same session, back in the pool: waits as long as ever
+            assert await conn.fetchval("SHOW lock_timeout") == "0"
+    finally:
+        await pool.close()
     assert await audit(db) == []

@@ -7,7 +7,8 @@ running balance: one the rest cannot cover gets its own 402, as if it had come a
 the next may still fit. Each account's balance moves once by its accepted sum; each accepted debit gets its
 own ledger row and usage row, and every caller its own Entry or InsufficientCredits. Debits with an
 idempotency key do not come here: they claim the key in their own transaction (kit.idempotency), and the
-row lock orders them with these batches.
+row lock orders them with these batches. A row another session holds longer than LOCK_TIMEOUT (a renewal
+run, an erasure, a stuck session) is skipped and its debits go the single-debit way: the batch goes on.
 """
 
 from __future__ import annotations
@@ -24,14 +25,18 @@ from mana_credits.db.pool import Conn
 from mana_credits.kit import money_metrics
 from mana_credits.kit.batching import Batcher
 from mana_credits.kit.errors import InsufficientCredits
+from mana_credits.ledger.repository import debit
 from mana_credits.ledger.rule import MOVE_COLUMNS, WRITES, json_texts, new_ids, spend
-from mana_credits.ledger.schemas import Entry, Transaction
+from mana_credits.ledger.schemas import Entry, Transaction, TxType
+
 
 # seq: the debits with their place among their account's (k = 1, 2, ...) and their ledger id. cur: the
-# balance rows, locked in user-id order. d: the decisions, one account step per recursion level, carrying
-# the running balance. s: the accepted sum per account, moved once in b. moves: the accepted debits, for
-# accounts b moved. One result row per debit, in arrival order.
-_GROUP_DEBIT = f"""
+# balance rows, locked in user-id order (`lock`: wait, or skip rows another session holds). d: the
+# decisions, one account step per recursion level, carrying the running balance. s: the accepted sum per
+# account, moved once in b. moves: the accepted debits, for accounts b moved. One result row per debit, in
+# arrival order; `skipped`: its account's row exists but was not locked (left to the single-debit way).
+def _group_debit(lock: str) -> str:
+    return f"""
 WITH RECURSIVE seq AS MATERIALIZED (
   SELECT r.*, row_number() OVER (PARTITION BY r.user_id ORDER BY r.n) AS k
   FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::uuid[])
@@ -41,7 +46,7 @@ WITH RECURSIVE seq AS MATERIALIZED (
   FROM credits.balances bal
   WHERE bal.user_id = ANY($1::text[])
   ORDER BY bal.user_id
-  FOR UPDATE
+  {lock}
 ), d AS (
   SELECT cur.user_id, 0::bigint AS k, cur.balance::bigint AS running, NULL::bigint AS before, false AS ok
   FROM cur
@@ -60,10 +65,22 @@ WITH RECURSIVE seq AS MATERIALIZED (
   WHERE d.ok
 ), {WRITES}
 SELECT seq.n AS debit_number, COALESCE(d.before, 0) AS available, cur.total_earned AS earned_before,
-       cur.total_spent AS spent_before, tx.*
+       cur.total_spent AS spent_before,
+       cur.user_id IS NULL AND EXISTS (SELECT FROM credits.balances x WHERE x.user_id = seq.user_id)
+         AS skipped, tx.*
 FROM seq LEFT JOIN d USING (user_id, k) LEFT JOIN cur USING (user_id) LEFT JOIN tx ON tx.id = seq.id
 ORDER BY seq.n
 """
+
+
+_GROUP_DEBIT = _group_debit("FOR UPDATE")
+_GROUP_DEBIT_SKIPPING = _group_debit("FOR UPDATE SKIP LOCKED")
+
+# How long a batch waits for a balance row another session holds (set on the connection the batches keep,
+# undone by the pool's reset when it goes back). Longer than another worker's batch holds a hot account;
+# past it the batch is sent again skipping the rows still held, and their debits go the single-debit way,
+# which waits up to the statement timeout: one locked account never holds up the others' debits.
+LOCK_TIMEOUT = "100ms"
 
 # A batch that loses a deadlock to another multi-row writer changed nothing and is sent again.
 DEADLOCK_RETRIES = 3
@@ -85,14 +102,20 @@ class UsageDebit:
     metadata: dict[str, Any] | None = None
 
 
-Outcome = Entry | InsufficientCredits
+class Skipped:
+    """A debit a batch left alone: another session held its account's balance row."""
 
 
-async def apply_batch(conn: Conn, items: list[UsageDebit]) -> list[Outcome]:
-    """Decide and apply `items` (any accounts, arrival order) in one statement; one outcome per item."""
+SKIPPED = Skipped()
+Outcome = Entry | InsufficientCredits | Skipped
+
+
+async def apply_batch(conn: Conn, items: list[UsageDebit], *, skip_locked: bool = False) -> list[Outcome]:
+    """Decide and apply `items` (any accounts, arrival order) in one statement; one outcome per item.
+    With `skip_locked`, the debits of accounts whose row another session holds are SKIPPED, not waited for."""
     assert all(item.amount > 0 for item in items)
     rows = await conn.fetch(
-        _GROUP_DEBIT,
+        _GROUP_DEBIT_SKIPPING if skip_locked else _GROUP_DEBIT,
         [item.user_id for item in items],
         [item.amount for item in items],
         [item.app_id for item in items],
@@ -106,6 +129,9 @@ async def apply_batch(conn: Conn, items: list[UsageDebit]) -> list[Outcome]:
     taken: Counter[str] = Counter()  # per app: counted once a batch (a metric update takes a lock)
     refused: Counter[str] = Counter()
     for item, row in zip(items, rows, strict=True):
+        if row["skipped"]:
+            outcomes.append(SKIPPED)
+            continue
         if row["id"] is None:
             refused[item.app_id] += 1
             outcomes.append(InsufficientCredits(required=item.amount, available=row["available"]))
@@ -147,21 +173,32 @@ class GroupCommit:
 
     def __init__(self, pool: asyncpg.Pool, *, keep_idle_seconds: float = KEEP_IDLE_SECONDS) -> None:
         self.pool = pool
-        self._batcher: Batcher[UsageDebit, Entry] = Batcher(self._apply)
+        self._batcher: Batcher[UsageDebit, Entry | Skipped] = Batcher(self._apply)
         self._conn: PoolConnectionProxy[asyncpg.Record] | None = None
         self._keep_idle_seconds = keep_idle_seconds
         self._used_at = 0.0  # time.monotonic() of the kept connection's last batch
 
     async def debit(self, item: UsageDebit) -> Entry:
         """The Entry of this debit, or raises InsufficientCredits (nothing of it was applied)."""
-        return await self._batcher.submit(item)
+        outcome = await self._batcher.submit(item)
+        if isinstance(outcome, Skipped):
+            return await self._alone(item)
+        return outcome
+
+    async def _alone(self, item: UsageDebit) -> Entry:
+        """A skipped debit, the single-debit way: it waits for its row, and no batch waits with it."""
+        async with self.pool.acquire() as conn:
+            return await debit(
+                conn, item.user_id, item.amount, type=TxType.USAGE, app_id=item.app_id,
+                description=item.description, metadata=item.metadata, record_usage=True,
+            )  # fmt: skip
 
     async def aclose(self) -> None:
         """Give the kept connection back to the pool once the batch in flight is answered."""
         await self._batcher.drained()
         await self._give_back()
 
-    async def _apply(self, items: list[UsageDebit]) -> list[Entry | Exception]:
+    async def _apply(self, items: list[UsageDebit]) -> list[Entry | Skipped | Exception]:
         try:
             return await self._apply_together(items)
         except asyncpg.DataError:
@@ -169,7 +206,7 @@ class GroupCommit:
                 raise
         # A value the database refuses (a NUL character) failed the one statement for every debit in it;
         # deciding each on its own fails only the debit that carried it.
-        outcomes: list[Entry | Exception] = []
+        outcomes: list[Entry | Skipped | Exception] = []
         for item in items:
             try:
                 outcomes += await self._apply_together([item])
@@ -177,13 +214,19 @@ class GroupCommit:
                 outcomes.append(exc)
         return outcomes
 
-    async def _apply_together(self, items: list[UsageDebit]) -> list[Entry | Exception]:
-        retries = DEADLOCK_RETRIES
+    async def _apply_together(self, items: list[UsageDebit]) -> list[Entry | Skipped | Exception]:
+        retries, skip_locked = DEADLOCK_RETRIES, False
         while True:
             conn = await self._connection()
             try:
-                outcomes: list[Entry | Exception] = [*await apply_batch(conn, items)]
+                outcomes: list[Entry | Skipped | Exception] = [
+                    *await apply_batch(conn, items, skip_locked=skip_locked)
+                ]
                 return outcomes
+            except asyncpg.LockNotAvailableError:  # nothing applied: again, without the rows still held
+                if skip_locked:
+                    raise
+                skip_locked = True
             except asyncpg.DeadlockDetectedError:
                 if retries == 0:
                     raise
@@ -205,7 +248,13 @@ class GroupCommit:
         if self._conn is not None and (idle_too_long or not _open(self._conn)):
             await self._give_back()
         if self._conn is None:
-            self._conn = await self.pool.acquire()
+            conn = await self.pool.acquire()
+            try:
+                await conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+            except BaseException:
+                await self.pool.release(conn)
+                raise
+            self._conn = conn
         self._used_at = now
         return self._conn
 
