@@ -15,7 +15,7 @@ import typer
 
 from mana_credits.config import Settings
 from mana_credits.gifts import cli as gifts_cli
-from mana_credits.kit.cli import console, database, refuse
+from mana_credits.kit.cli import answer, console, database, refuse
 from mana_credits.payments import cli as payments_cli
 from mana_credits.support import cli as support_cli
 from mana_credits.sync_billing import cli as sync_cli
@@ -57,7 +57,7 @@ def migrate() -> None:
     settings = Settings()
     with database(settings) as url:
         _migrate(url)
-    console.print("[green]migrations applied[/green]", soft_wrap=True)
+    answer.print("[green]migrations applied[/green]", soft_wrap=True)
 
 
 @app.command()
@@ -66,7 +66,7 @@ def seed() -> None:
     settings = Settings()
     with database(settings) as url:
         added = asyncio.run(_seed(url))
-    console.print(f"[green]{added} package(s) added[/green]", soft_wrap=True)
+    answer.print(f"[green]{added} package(s) added[/green]", soft_wrap=True)
 
 
 @app.command()
@@ -218,16 +218,16 @@ def audit(
     with database(settings) as url:
         offenders, questions = asyncio.run(_audit(url, questions=fix_report))
     for offender in offenders:
-        console.print(f"[red]{offender.user_id}[/red]: {'; '.join(offender.problems)}", soft_wrap=True)
+        answer.print(f"[red]{offender.user_id}[/red]: {'; '.join(offender.problems)}", soft_wrap=True)
         if fix_report:
             for decision in support_cli.decisions(offender):
-                console.print(f"  decide: {decision}", soft_wrap=True, highlight=False)
+                answer.print(f"  decide: {decision}", soft_wrap=True, highlight=False)
     for subject, question in questions:
-        console.print(f"[yellow]{subject}[/yellow]: {question}", soft_wrap=True, highlight=False)
+        answer.print(f"[yellow]{subject}[/yellow]: {question}", soft_wrap=True, highlight=False)
     if offenders:
-        console.print(f"[red]{len(offenders)} user(s) violate the ledger invariant[/red]", soft_wrap=True)
+        answer.print(f"[red]{len(offenders)} user(s) violate the ledger invariant[/red]", soft_wrap=True)
     else:
-        console.print("[green]ledger consistent[/green]", soft_wrap=True)
+        answer.print("[green]ledger consistent[/green]", soft_wrap=True)
     if offenders or questions:
         raise typer.Exit(1)
 

@@ -31,16 +31,16 @@ async def test_grant_is_idempotent_and_goes_through_the_ledger(
     fresh_database: Callable[[], Awaitable[str]],
 ) -> None:
     env = {"DATABASE_URL": await fresh_database()}
-    code, _, err = await run_split("grant", "support-user", "250", "--reason", "outage apology", env=env)
+    code, out, err = await run_split("grant", "support-user", "250", "--reason", "outage apology", env=env)
     assert code == 0, err
-    assert "granted 250" in err and "balance 250" in err
-    code, _, err = await run_split("grant", "support-user", "250", "--reason", "outage apology", env=env)
+    assert "granted 250" in out and "balance 250" in out
+    code, out, err = await run_split("grant", "support-user", "250", "--reason", "outage apology", env=env)
     assert code == 0, err
-    assert "already granted" in err
-    code, _, err = await run_split(
+    assert "already granted" in out
+    code, out, err = await run_split(
         "grant", "support-user", "250", "--reason", "outage apology", "--reference", "second", env=env
     )
-    assert code == 0 and "granted 250" in err
+    assert code == 0 and "granted 250" in out
     conn = await connect(env["DATABASE_URL"])
     try:
         rows = await conn.fetch(
@@ -74,7 +74,7 @@ async def test_user_show_lists_balance_holds_sync_and_gifts(
         await conn.close()
     code, out, err = await run_split("user", "show", "shown", env={"DATABASE_URL": url})
     assert code == 0, err
-    text = out + err
+    text = out  # the answer on stdout, so `| grep` and `| less` see it
     assert "balance 275" in text and "reserved 25" in text
     assert "welcome bonus" in text and "deep research" in text
     assert "cloud sync: active, monthly" in text
@@ -110,7 +110,7 @@ async def test_user_show_says_paused_cancelled_and_gifted(
     for user, line in expected.items():
         code, out, err = await run_split("user", "show", user, env={"DATABASE_URL": url})
         assert code == 0, err
-        assert line in out + err
+        assert line in out
         assert "None" not in out + err
 
 
@@ -159,3 +159,26 @@ async def test_audit_fix_report_says_what_to_decide(fresh_database: Callable[[],
     assert code == 1
     assert "drifted" in text and "+30" in text and "set balance to 100" in text
     assert "pi_lost" in text
+
+
+async def test_every_command_answers_on_stdout_and_talks_on_stderr(
+    fresh_database: Callable[[], Awaitable[str]],
+) -> None:
+    """What a command is run for is on stdout (pipe it); progress, logs and refusals are on stderr."""
+    env = {"DATABASE_URL": await fresh_database(), "MANA_CREDITS_ENV": "development"}
+    answers = [
+        (("migrate",), "migrations applied"),
+        (("seed",), "package(s) added"),
+        (("packages", "list"), "Credit packages"),
+        (("grant", "piped", "5", "--reason", "r"), "granted 5"),
+        (("user", "show", "piped"), "last ledger rows"),
+        (("audit",), "ledger consistent"),
+        (("billing", "run", "--no-notify"), "charged"),
+        (("gifts", "expire"), "gift(s) expired"),
+    ]
+    for args, expected in answers:
+        code, out, err = await run_split(*args, env=env)
+        assert code == 0, (args, err)
+        assert expected in out and expected not in err, (args, out, err)
+    code, out, err = await run_split("packages", "deactivate", "no-such-package", env=env)
+    assert code == 1 and "no package" in err and not out.strip()

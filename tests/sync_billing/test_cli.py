@@ -39,8 +39,8 @@ async def test_billing_run_renews_due_subscriptions(fresh_database: Callable[[],
         )  # fmt: skip
         out, err = await process.communicate()
         assert process.returncode == 0, (out + err).decode()
-        assert "1 charged" in err.decode()
-        assert "1 paused" in err.decode()
+        assert "1 charged" in out.decode()  # the answer, on stdout
+        assert "1 paused" in out.decode()
         async with pool.acquire() as conn:
             balance = await conn.fetchval("SELECT balance FROM credits.balances WHERE user_id = 'cli-rich'")
             assert balance == 70

@@ -11,7 +11,7 @@ import typer
 from rich.progress import Progress
 
 from mana_credits.config import Settings
-from mana_credits.kit.cli import AS_OF_FORMATS, AS_OF_HELP, as_of, console, database
+from mana_credits.kit.cli import AS_OF_FORMATS, AS_OF_HELP, answer, as_of, console, database
 
 if TYPE_CHECKING:
     from mana_credits.gifts.schemas import SweepResult
@@ -29,7 +29,7 @@ def expire(
     now = as_of(settings, moved)
     with database(settings) as url:
         result = asyncio.run(_expire(url, batch, now))
-    console.print(
+    answer.print(
         f"[green]{result.expired} gift(s) expired, {result.refunded_credits} credit(s) refunded[/green]",
         soft_wrap=True,
     )

@@ -19,7 +19,10 @@ from mana_credits.config import Settings
 if TYPE_CHECKING:
     from mana_credits.db.pool import Conn
 
+# What a command is run for goes to stdout, so `| grep` and `| less` see it; progress, logs and refusals
+# go to stderr.
 console = Console(stderr=True)
+answer = Console()
 
 EMBEDDED_DATABASE = "mana_credits"
 PROBE_TIMEOUT_SECONDS = 10

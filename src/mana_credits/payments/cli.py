@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
-from mana_credits.kit.cli import with_connection
+from mana_credits.kit.cli import answer, console, with_connection
 
 if TYPE_CHECKING:
     from mana_credits.payments.schemas import Package
 
 app = typer.Typer(no_args_is_help=True)
-console = Console()
 
 
 def _euros(cents: int) -> str:
@@ -43,7 +41,7 @@ def list_packages(
             str(package.sort_order),
             package.description or "",
         )
-    console.print(table)
+    answer.print(table)
 
 
 @app.command()
@@ -70,7 +68,7 @@ def add(
     if package is None:
         console.print(f"[red]a package named {name!r} already exists[/red]")
         raise typer.Exit(1)
-    console.print(
+    answer.print(
         f"[green]added[/green] {package.name} ({package.id}): {package.credits} credits for {_euros(price)}"
     )
 
@@ -84,4 +82,4 @@ def deactivate(name_or_id: str = typer.Argument(..., help="the package's name or
     if package is None:
         console.print(f"[red]no package {name_or_id!r}[/red]")
         raise typer.Exit(1)
-    console.print(f"[green]deactivated[/green] {package.name} ({package.id})")
+    answer.print(f"[green]deactivated[/green] {package.name} ({package.id})")

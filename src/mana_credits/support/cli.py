@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mana_credits.config import Settings
-from mana_credits.kit.cli import console, database, with_connection
+from mana_credits.kit.cli import answer, console, database, with_connection
 
 if TYPE_CHECKING:  # the ledger imports the web framework: `healthcheck` must start fast
     from mana_credits.db.pool import Conn
@@ -47,19 +47,19 @@ def show(user_id: str = typer.Argument(..., help="the user's id (JWT sub)")) -> 
     found = with_connection(lambda conn: user_overview(conn, user_id))
     balance = found.balance
     if balance is None:
-        console.print(f"[yellow]{user_id} has no balance row (never used credits)[/yellow]", soft_wrap=True)
+        answer.print(f"[yellow]{user_id} has no balance row (never used credits)[/yellow]", soft_wrap=True)
     else:
-        console.print(
+        answer.print(
             f"[bold]{user_id}[/bold]  balance {balance.balance}  reserved {balance.reserved}  "
             f"earned {balance.total_earned}  spent {balance.total_spent}",
             soft_wrap=True,
             highlight=False,
         )
-    console.print(f"cloud sync: {sync_line(found.sync)}", soft_wrap=True, highlight=False)
-    console.print(_table("last ledger rows", found.transactions))
-    console.print(_table("open holds", found.holds))
-    console.print(_table("gifts created", found.gifts_created))
-    console.print(_table("gifts received", found.gifts_received))
+    answer.print(f"cloud sync: {sync_line(found.sync)}", soft_wrap=True, highlight=False)
+    answer.print(_table("last ledger rows", found.transactions))
+    answer.print(_table("open holds", found.holds))
+    answer.print(_table("gifts created", found.gifts_created))
+    answer.print(_table("gifts received", found.gifts_received))
 
 
 def sync_line(sync: Subscription | None) -> str:
@@ -111,7 +111,7 @@ def grant(
 
     result, replayed = with_connection(run)
     done = "[yellow]already granted[/yellow]" if replayed else f"[green]granted {amount}[/green] to {user_id}"
-    console.print(
+    answer.print(
         f"{done} (reference {reference}); balance {result.new_balance}", soft_wrap=True, highlight=False
     )
 

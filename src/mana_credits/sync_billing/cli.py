@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mana_credits.config import Settings
-from mana_credits.kit.cli import AS_OF_FORMATS, AS_OF_HELP, as_of, console, database
+from mana_credits.kit.cli import AS_OF_FORMATS, AS_OF_HELP, answer, as_of, console, database
 
 if TYPE_CHECKING:  # the service imports the web framework: load it only when a command runs
     from mana_credits.notifications.service import DeliveryResult
@@ -34,13 +34,13 @@ def run(
     now = as_of(settings, moved)
     with database(settings) as url:
         renewed, delivered = asyncio.run(_run(settings, url, now, batch=batch, notify=notify))
-    console.print(
+    answer.print(
         f"[green]{renewed.charged} charged[/green], {renewed.paused} paused, "
         f"{renewed.deactivated} ended, [red]{renewed.errors} errors[/red] of {renewed.total}",
         soft_wrap=True,
     )
     if delivered is not None:
-        console.print(
+        answer.print(
             f"emails: {delivered.delivered} delivered, {delivered.failed} still queued", soft_wrap=True
         )
     if renewed.errors:
