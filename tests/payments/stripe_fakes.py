@@ -58,9 +58,12 @@ class LocalStripe:
 class StripeStub(ThreadedStub):
     """Answers `POST /v1/customers` and `POST /v1/checkout/sessions` like Stripe, and records each
     request (path, form fields, headers); `fail_with` makes every answer that status instead, and
-    clearing `release` holds every answer back until it is set again (a slow Stripe)."""
+    clearing `release` holds every answer back until it is set again (a slow Stripe).
 
-    def __init__(self) -> None:
+    With `upstream` (a localstripe), it answers Checkout Sessions itself (localstripe has none) and hands
+    every other request to localstripe: one Stripe test server for both ways to pay."""
+
+    def __init__(self, upstream: str | None = None) -> None:
         self.requests: list[tuple[str, dict[str, str], dict[str, str]]] = []
         self.fail_with: int | None = None
         self.release = threading.Event()
@@ -69,10 +72,28 @@ class StripeStub(ThreadedStub):
 
         class Handler(StubHandler):
             def do_POST(self) -> None:
-                form = dict(parse_qsl(self.read_body().decode()))
+                body = self.read_body()
+                if upstream and not self.path.startswith("/v1/checkout/sessions"):
+                    return self.forward(body)
+                form = dict(parse_qsl(body.decode()))
                 stub.requests.append((self.path, form, dict(self.headers)))
                 stub.release.wait(timeout=30)
                 self.send_json(*stub.answer(self.path, form))
+
+            def do_GET(self) -> None:
+                self.forward(b"")
+
+            def do_DELETE(self) -> None:
+                self.forward(b"")
+
+            def forward(self, body: bytes) -> None:
+                if upstream is None:
+                    return self.send_json(404, {"error": {"type": "invalid_request_error"}})
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in {"host", "content-length"}
+                }
+                answer = httpx.request(self.command, upstream + self.path, content=body, headers=headers)
+                self.send_raw(answer.status_code, answer.content)
 
         self.serve(Handler)
 

@@ -9,10 +9,11 @@ from typing import Any
 
 import asyncpg
 
+from mana_credits.kit.clock import Clock
 from mana_credits.payments.schemas import Package
-from tests.payments.conftest import Instance
-from tests.payments.stripe_fakes import StripeStub, event
-from tests.support import Actor
+from tests.payments.conftest import Instance, _instance
+from tests.payments.stripe_fakes import LocalStripe, StripeStub, event
+from tests.support import Actor, Api, JwksServer
 
 MakePackage = Callable[..., Awaitable[Package]]
 URLS = {"successUrl": "https://mana.test/credits?paid=1", "cancelUrl": "https://mana.test/credits"}
@@ -208,3 +209,34 @@ async def test_non_ascii_signature_header_is_400(checkout: Instance) -> None:
             headers=[(b"Stripe-Signature", header.encode("latin-1")), (b"Content-Type", b"application/json")],
         )
         assert response.status_code == 400 and response.json()["code"] == "invalid_signature"
+
+
+async def test_a_null_cancel_url_is_no_cancel_url_on_either_way_to_pay(
+    database_url_: str, jwks: JwksServer, clock: Clock, localstripe: LocalStripe, make_package: MakePackage
+) -> None:
+    """`"cancelUrl": null` was a 502 in the fuzz: not our request (Stripe's cancel_url is optional) but
+    localstripe, which has no Checkout Sessions. One test server for both ways to pay shows the truth."""
+    front = StripeStub(upstream=localstripe.url)
+    server, client = await _instance(database_url_, jwks, clock, STRIPE_API_BASE=front.url)
+    try:
+        api = Api(client, jwks)
+        package = await make_package()
+        user = api.actor()
+        hosted = await client.post(
+            "/api/v1/credits/purchase", headers=user.headers,
+            json={"packageId": str(package.id), "successUrl": URLS["successUrl"], "cancelUrl": None},
+        )  # fmt: skip
+        assert hosted.status_code == 200, hosted.text
+        assert hosted.json()["checkoutUrl"].startswith("https://checkout.stripe.test/")
+        ((_, form, _),) = [r for r in front.requests if r[0] == "/v1/checkout/sessions"]
+        assert form["success_url"] == URLS["successUrl"] and "cancel_url" not in form
+        elements = await client.post(
+            "/api/v1/credits/purchase", headers=user.headers,
+            json={"packageId": str(package.id), "successUrl": None, "cancelUrl": None},
+        )  # fmt: skip
+        assert elements.status_code == 200, elements.text
+        assert elements.json()["clientSecret"].startswith("pi_")  # a PaymentIntent, made by localstripe
+    finally:
+        await client.aclose()
+        await server.stop()
+        front.close()

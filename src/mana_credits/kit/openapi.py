@@ -8,7 +8,7 @@ import re
 import zoneinfo
 from typing import Any
 
-from mana_credits.kit.validation import EMAIL, EMAIL_SPACE
+from mana_credits.kit.validation import EMAIL, EMAIL_SPACE, URL_FORBIDDEN
 
 ENVELOPE_REF = {"$ref": "#/components/schemas/ErrorEnvelope"}
 ENVELOPE = {
@@ -179,7 +179,11 @@ def _return_urls(schemas: dict[str, Any], origins: list[str]) -> None:
     if purchase is None or not origins:
         return
     alternatives = "|".join(re.escape(origin) for origin in sorted(origins))
-    url = {"type": "string", "maxLength": 2000, "pattern": f"^(?:{alternatives})(?:[/?#][^\\s]*)?$"}
+    url = {
+        "type": "string",
+        "maxLength": 2000,
+        "pattern": f"^(?:{alternatives})(?:[/?#][^{URL_FORBIDDEN}]*)?$",
+    }
     for field in ("successUrl", "cancelUrl"):
         if field in purchase.get("properties", {}):
             purchase["properties"][field] = {"oneOf": [url, {"type": "null"}]}

@@ -28,6 +28,9 @@ MAX_USER_ID = 255
 # engines disagree on what `\s` covers (Python counts \x1c-\x1f as space, ECMA does not).
 EMAIL_SPACE = r"[ \t\r\n]"
 EMAIL = r"[^@\x00-\x20\x7f-\x9f]+@[^@\x00-\x20\x7f-\x9f]+\.[^@\x00-\x20\x7f-\x9f]+"
+# What a URL may not contain: control characters and every character Python counts as space, spelled out
+# so that the published schema (ECMA regex) and the server refuse exactly the same.
+URL_FORBIDDEN = r"\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_USER_ID)]
 UserIdParam = Annotated[str, Parameter(min_length=1, max_length=MAX_USER_ID)]
 

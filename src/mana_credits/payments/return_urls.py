@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from mana_credits.config import Settings
 from mana_credits.kit.errors import ValidationFailed
+from mana_credits.kit.validation import URL_FORBIDDEN
 
 _HOST_CHARACTERS = set("abcdefghijklmnopqrstuvwxyz0123456789-")
+_FORBIDDEN = re.compile(f"[{URL_FORBIDDEN}]")
 
 
 def origin(url: str) -> str | None:
     """`scheme://host[:port]`, lower-cased, or None when `url` is not an http(s) URL with a plain host."""
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+    if _FORBIDDEN.search(url):
         return None
     try:
         parts = urlsplit(url)
