@@ -8,6 +8,21 @@ from __future__ import annotations
 from mana_credits.db.pool import Conn, rows_changed
 
 
+async def lock_account(conn: Conn, user_id: str) -> None:
+    """Nothing of the account commits around its erasure, and nothing after it keeps text: lock its open
+    holds, its gifts, its subscription, then its balance row (the order every other writer takes them in,
+    so no deadlock), and leave the tombstone the insert triggers read (migration 0012)."""
+    await conn.execute(
+        "SELECT 1 FROM credits.reservations WHERE user_id = $1 AND status = 'reserved' FOR UPDATE", user_id
+    )
+    await conn.execute("SELECT 1 FROM gifts.gift_codes WHERE creator_id = $1 FOR UPDATE", user_id)
+    await conn.execute("SELECT 1 FROM credits.sync_subscriptions WHERE user_id = $1 FOR UPDATE", user_id)
+    await conn.execute("SELECT 1 FROM credits.balances WHERE user_id = $1 FOR UPDATE", user_id)
+    await conn.execute(
+        "INSERT INTO credits.erased_accounts (user_id) VALUES ($1) ON CONFLICT DO NOTHING", user_id
+    )
+
+
 async def open_holds(conn: Conn, user_id: str) -> int:
     """Release every open hold of the user (claimed here; the caller gives the credits back)."""
     held = await conn.fetchval(
@@ -103,13 +118,9 @@ async def scrub_holds(conn: Conn, user_id: str) -> int:
     return rows_changed(
         await conn.execute(
             """
-            WITH booked AS (
-              SELECT id, COALESCE(app_id, CASE WHEN position(':' IN reason) > 1
-                                          THEN split_part(reason, ':', 1) ELSE 'mana-research' END) AS app
-              FROM credits.reservations WHERE user_id = $1
-            )
-            UPDATE credits.reservations r SET app_id = booked.app, reason = booked.app
-            FROM booked WHERE r.id = booked.id AND r.reason IS DISTINCT FROM booked.app
+            UPDATE credits.reservations
+            SET app_id = credits.hold_app(app_id, reason), reason = credits.hold_app(app_id, reason)
+            WHERE user_id = $1 AND reason IS DISTINCT FROM credits.hold_app(app_id, reason)
             """,
             user_id,
         )

@@ -16,6 +16,7 @@ from mana_credits.db.pool import Conn
 
 async def erase(conn: Conn, user_id: str) -> Erased:
     """Run in one transaction: all of it or nothing."""
+    await repository.lock_account(conn, user_id)
     count = 0
     held = await repository.open_holds(conn, user_id)
     if held:
