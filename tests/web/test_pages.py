@@ -23,7 +23,7 @@ PAGES = ["/app", "/app/sync", "/app/gifts", "/app/sign-in", "/app/purchase/x", "
 async def test_pages_are_html_with_a_strict_policy(site: Site, path: str) -> None:
     response = await site.client.get(path)
 
-    assert response.status_code == 200
+    assert response.status_code == (404 if path.startswith("/g/") else 200)  # that gift does not exist
     assert response.headers["content-type"].startswith("text/html")
     policy = response.headers["content-security-policy"]
     assert "script-src 'self';" in policy and "'unsafe-inline'" not in policy
@@ -66,6 +66,43 @@ async def test_the_toggle_never_redirects_off_site(site: Site, target: str) -> N
 async def test_the_pause_mail_link_lands_on_the_sync_page(site: Site) -> None:
     response = await site.client.get("/settings/sync")
     assert response.status_code == 303 and response.headers["location"] == "/app/sync"
+
+
+def _meta(html: str, name: str) -> str | None:
+    found = re.search(rf'<meta (?:property|name)="{re.escape(name)}" content="([^"]*)">', html)
+    return found.group(1) if found else None
+
+
+async def test_the_public_gift_page_is_rendered_on_the_server_for_link_previews(site: Site) -> None:
+    creator = await site.user(funds=2000, email="erin@example.com")
+    made = await site.client.post(
+        "/api/v1/gifts", headers=creator.headers,
+        json={"totalCredits": 1500, "creatorName": "Erin <Admin>", "message": 'Für <b>dich</b> & "mehr"'},
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    response = await site.client.get(f"/g/{made.json()['code']}", headers={"Cookie": "mana_lang=de"})
+
+    assert response.status_code == 200
+    html = response.text
+    assert "1.500 Credits" in html and "Erin &lt;Admin&gt; schenkt dir" in html
+    assert "Für &lt;b&gt;dich&lt;/b&gt; &amp; &#34;mehr&#34;" in html and "<b>dich</b>" not in html
+    assert "erin@example.com" not in html
+    assert _meta(html, "og:title") == "Erin &lt;Admin&gt; schenkt dir 1.500 Credits"
+    assert _meta(html, "og:description") == "Für &lt;b&gt;dich&lt;/b&gt; &amp; &#34;mehr&#34;"
+    assert _meta(html, "twitter:card") == "summary"
+    assert _meta(html, "og:url") == f"{site.url}/g/{made.json()['code']}"
+    english = await site.client.get(f"/g/{made.json()['code']}", headers={"Cookie": "mana_lang=en"})
+    assert _meta(english.text, "og:title") == "Erin &lt;Admin&gt; gives you 1,500 credits"
+
+
+async def test_an_unknown_gift_code_is_a_404_page_without_a_preview(site: Site) -> None:
+    response = await site.client.get("/g/NOSUCH23", headers={"Cookie": "mana_lang=de"})
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Diesen Code gibt es nicht." in response.text
+    assert _meta(response.text, "og:title") is None
+    long = await site.client.get("/g/" + "A" * 65)
+    assert long.status_code == 404 and "text/html" in long.headers["content-type"]
 
 
 async def test_the_bare_address_leads_to_the_pages(site: Site) -> None:

@@ -43,8 +43,14 @@ async def lookup(
     code: Annotated[str, Parameter(description="The gift code, as in the gift link.")],
     request: Request[Any, Any, Any],
 ) -> PublicGift:
+    return await public_gift(ctx, code, ip=_ip(request))
+
+
+async def public_gift(ctx: AppContext, code: str, *, ip: str | None) -> PublicGift:
+    """What anyone with the code may see (this route and the public page /g/:code), rate-limited per
+    client address: GiftNotFound counts as a failed guess, TooManyRequests when there were too many."""
     now = ctx.clock.now()
-    ticket = await ratelimit.admit(ctx.pool, ratelimit.subjects(ip=_ip(request)), now)
+    ticket = await ratelimit.admit(ctx.pool, ratelimit.subjects(ip=ip), now)
     normalized = codes.normalize(code)
     async with ctx.pool.acquire() as conn:
         gift = await repository.get_by_code(conn, normalized) if normalized else None

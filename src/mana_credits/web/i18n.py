@@ -249,6 +249,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "err_code": ("Bitte einen Code eingeben.", "Please enter a code."),
     # public gift page
     "gift_public_title": ("Ein Geschenk für dich", "A gift for you"),
+    "gift_unknown_title": ("Geschenk nicht gefunden", "Gift not found"),
     "gift_from": ("{name} schenkt dir", "{name} gives you"),
     "gift_someone": ("Jemand", "Someone"),
     "gift_valid_until": ("Gültig bis {date}", "Valid until {date}"),

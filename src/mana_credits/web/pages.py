@@ -9,7 +9,8 @@ import functools
 import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import MediaType, Request, Response, get, post
@@ -21,7 +22,9 @@ from litestar.types import ControllerRouterHandler
 from mana_credits.auth import devkey
 from mana_credits.config import Settings
 from mana_credits.context import AppContext
-from mana_credits.kit.errors import NotFound
+from mana_credits.gifts.errors import GiftNotFound
+from mana_credits.gifts.schemas import PublicGift
+from mana_credits.kit.errors import NotFound, TooManyRequests
 from mana_credits.ledger.schemas import TxType
 from mana_credits.sync_billing.periods import PRICES
 from mana_credits.web import i18n
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 LANG_COOKIE = "mana_lang"
+BERLIN = ZoneInfo("Europe/Berlin")
 
 
 @functools.cache
@@ -77,7 +81,9 @@ def security_headers(settings: Settings) -> dict[str, str]:
     }
 
 
-def render(request: Request[Any, Any, Any], ctx: AppContext, template: str, **values: Any) -> Response[str]:
+def render(
+    request: Request[Any, Any, Any], ctx: AppContext, template: str, *, status_code: int = 200, **values: Any
+) -> Response[str]:
     settings = ctx.settings
     lang = i18n.pick(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
     other = "en" if lang == "de" else "de"
@@ -92,7 +98,9 @@ def render(request: Request[Any, Any, Any], ctx: AppContext, template: str, **va
         asset=ASSET_VERSION,
         **values,
     )
-    return Response(html, media_type=MediaType.HTML, headers=security_headers(settings))
+    return Response(
+        html, status_code=status_code, media_type=MediaType.HTML, headers=security_headers(settings)
+    )
 
 
 @get("/app", include_in_schema=False)
@@ -128,9 +136,48 @@ async def gifts_page(request: Request[Any, Any, Any], ctx: AppContext) -> Respon
 
 @get("/g/{code:str}", include_in_schema=False)
 async def public_gift_page(request: Request[Any, Any, Any], ctx: AppContext, code: str) -> Response[str]:
-    if len(code) > 64:
-        raise NotFound("Gift not found")
-    return render(request, ctx, "gift.html", page="gift", title="gift_public_title", code=code)
+    """Rendered on the server: a gift link is read by messengers' link previews, which run no script.
+    An unknown code is a 404 page; the page script only adds the redeem button."""
+    from mana_credits.gifts.endpoints import public_gift
+
+    gift, status = None, 404
+    if len(code) <= 64:
+        try:
+            gift, status = (
+                await public_gift(ctx, code, ip=request.client.host if request.client else None),
+                200,
+            )
+        except GiftNotFound:
+            pass
+        except TooManyRequests:
+            status = 429
+    lang = i18n.pick(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
+    view = gift_view(gift, i18n.texts(lang), lang) if gift else None
+    title = "gift_public_title" if gift else "gift_unknown_title"
+    return render(
+        request, ctx, "gift.html", page="gift", title=title, code=code, gift=view, status_code=status,
+        limited=status == 429, url=f"{ctx.settings.WEB_APP_URL.rstrip('/')}/g/{quote(code)}",
+    )  # fmt: skip
+
+
+def gift_view(gift: PublicGift, t: dict[str, str], lang: str) -> dict[str, Any]:
+    """The page's words for one gift, as the page script would write them (and the preview's)."""
+    credits = f"{gift.total_credits:,}".replace(",", "." if lang == "de" else ",")
+    amount = t["credits_n"].format(n=credits)
+    sender = t["gift_from"].format(name=gift.creator_name or t["gift_someone"])
+    gone = None
+    if gift.status != "active" or gift.redeemed:
+        status = "depleted" if gift.redeemed else gift.status
+        gone = t["gift_gone"].format(status=t.get(f"gift_status_{status}", status))
+    expires = None
+    if gift.expires_at is not None:
+        day = gift.expires_at.astimezone(BERLIN).strftime("%d.%m.%Y" if lang == "de" else "%d/%m/%Y")
+        expires = t["gift_valid_until"].format(date=day)
+    return {
+        "sender": sender, "amount": amount, "message": gift.message, "expires": expires, "gone": gone,
+        "personal": gift.type == "personalized", "preview_title": f"{sender} {amount}",
+        "preview_text": gift.message or t["gift_public_title"],
+    }  # fmt: skip
 
 
 @get("/app/sign-in", include_in_schema=False)

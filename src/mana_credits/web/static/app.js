@@ -731,6 +731,7 @@
   async function giftPage() {
     const code = $('#main').dataset.code;
     const signedIn = await layout({ required: false });
+    if ($('#main').dataset.found !== 'yes') return; // the server said why (not found, too many tries)
     const error = $('#gift-error');
     const result = await api('GET', `/api/v1/gifts/${encodeURIComponent(code)}`, undefined, { auth: false });
     if (!result.ok) {
