@@ -93,3 +93,31 @@ def test_dashboard_and_alerts_use_metrics_the_service_exports() -> None:
         assert name in exported or f"{name}_bucket" in exported, name
     needs_a_person = {"CreditsRenewalJobStalled", "CreditsOutboxBacklogGrowing", "CreditsWebhookFailures"}
     assert {rule["alert"] for rule in rules} >= needs_a_person | {"CreditsAuditMismatch"}
+
+
+def _labels() -> dict[str, str]:
+    return dict(label.split("=", 1) for label in compose()["services"]["mana-credits"]["labels"])
+
+
+def _seconds(duration: str) -> float:
+    number, unit = re.fullmatch(r"(\d+)(ms|s)", duration).groups()  # type: ignore[union-attr]
+    return int(number) / (1000 if unit == "ms" else 1)
+
+
+def test_traefik_holds_slow_bodies_and_bounds_requests_in_progress() -> None:
+    labels = _labels()
+    body, in_flight = labels["traefik.http.routers.mana-credits.middlewares"].split(",")
+    assert labels[f"traefik.http.middlewares.{body}.buffering.maxrequestbodybytes"] == str(1024 * 1024)
+    assert int(labels[f"traefik.http.middlewares.{in_flight}.inflightreq.amount"]) > 0
+
+
+def test_traefik_drops_pooled_connections_before_the_server_closes_them() -> None:
+    from mana_credits.server import HEADER_READ_MS
+
+    transport = _labels()["traefik.http.services.mana-credits.loadbalancer.serverstransport"]
+    name, provider = transport.split("@")
+    assert provider == "file", transport
+    dynamic = yaml.safe_load((ROOT / "deploy" / "traefik.yaml").read_text())
+    timeouts = dynamic["http"]["serversTransports"][name]["forwardingTimeouts"]
+    assert _seconds(timeouts["idleConnTimeout"]) < HEADER_READ_MS / 1000
+    assert "responseHeaderTimeout" not in timeouts  # a 504 for a debit that may still commit
