@@ -115,13 +115,23 @@ async def test_sync_settings_page(api: Api, clock: Clock) -> None:
         deactivated = await _fetch_with_auth(client, user, "/api/v1/sync/deactivate", method="POST", json={})
         assert deactivated["success"] is True
         status = await _fetch_with_auth(client, user, "/api/v1/sync/status")
-        # Paid until the period ends: still active, no next charge, not paused.
-        assert (status["active"], status["nextChargeAt"], status["pausedAt"]) == (True, None, None)
+        # The store: active = status.active, paused = pausedAt !== null && !active. The page then shows the
+        # badge *inactive* and offers *Activate*: the cancel visibly worked (it showed *active* before).
+        active, paused = status["active"], status["pausedAt"] is not None and not status["active"]
+        assert (active, paused, status["nextChargeAt"]) == (False, False, None)
+        assert status["cancelAtPeriodEnd"] is True and status["activeUntil"] is not None
+    # mana-sync's gate reads the internal status: sync keeps working until the paid period ends.
+    gate = await client.get(f"/api/v1/internal/sync/status/{user.id}", headers=service_headers())
+    assert gate.json()["active"] is True
 
-    # Reactivate, then run out of credits at the renewal: the store shows `paused`.
-    await _fetch_with_auth(
+    # *Activate* before the end undoes the cancellation for free; then the renewal runs out of credits and
+    # the store shows `paused`.
+    balance_before = (await _fetch_with_auth(client, user, "/api/v1/credits/balance"))["balance"]
+    resumed = await _fetch_with_auth(
         client, user, "/api/v1/sync/activate", method="POST", json={"interval": "quarterly"}
     )
+    assert (resumed["active"], resumed["amountCharged"]) == (True, 0)
+    assert (await _fetch_with_auth(client, user, "/api/v1/credits/balance"))["balance"] == balance_before
     clock.advance(timedelta(days=32))
     renewed = await client.post("/api/v1/internal/sync/charge-recurring", headers=service_headers())
     assert renewed.status_code == 200

@@ -130,17 +130,21 @@ async def test_deactivate_keeps_sync_until_period_end_then_stops_without_charge(
     response = await api.client.post("/api/v1/sync/deactivate", headers=user.headers)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["success"], body["active"]) == (True, True)
+    assert (body["success"], body["active"]) == (True, False)  # as the user's status now reads
     assert near(body["activeUntil"], "2026-04-10T08:00:00+00:00")
     body = await status(api, user)
-    assert (body["active"], body["cancelAtPeriodEnd"], body["nextChargeAt"]) == (True, True, None)
+    # The user sees it cancelled (active: false, until when); mana-sync's gate still lets sync work.
+    assert (body["active"], body["cancelAtPeriodEnd"], body["nextChargeAt"]) == (False, True, None)
+    assert near(body["activeUntil"], "2026-04-10T08:00:00+00:00")
+    gate = await api.client.get(f"/api/v1/internal/sync/status/{user.id}", headers=service_headers())
+    assert (gate.json()["active"], gate.json()["cancelAtPeriodEnd"]) == (True, True)
 
-    # The web app (SyncSection.svelte) still shows Deactivate while active: pressing it again is a no-op 200.
+    # Pressing it again (a retry, a second tab) is a no-op 200.
     again = await api.client.post("/api/v1/sync/deactivate", headers=user.headers)
     assert again.status_code == 200, again.text
     assert again.json() == response.json()
     body = await status(api, user)
-    assert (body["active"], body["cancelAtPeriodEnd"], body["nextChargeAt"]) == (True, True, None)
+    assert (body["active"], body["cancelAtPeriodEnd"], body["nextChargeAt"]) == (False, True, None)
 
     clock.set(datetime.fromisoformat("2026-04-10T08:02:00+00:00"))
     assert (await status(api, user))["active"] is False  # even before the renewal job ran

@@ -31,7 +31,7 @@ from mana_credits.sync_billing.schemas import (
 @get("/status")
 async def my_status(ctx: AppContext, user: AuthUser) -> SyncStatus:
     async with ctx.pool.acquire() as conn:
-        return await service.status(conn, user.id, ctx.clock.now())
+        return service.as_the_user_sees_it(await service.status(conn, user.id, ctx.clock.now()))
 
 
 @post("/activate", status_code=200)

@@ -88,6 +88,16 @@ def to_status(sub: Subscription | None, now: datetime) -> SyncStatus:
     )
 
 
+def as_the_user_sees_it(status: SyncStatus) -> SyncStatus:
+    """A cancelled subscription reads `active: false` to its user (with `activeUntil` and
+    `cancelAtPeriodEnd`): the unchanged web page then shows it cancelled and offers *Activate* (free until
+    the period ends) instead of a *Deactivate* that seems not to have worked. Services (mana-sync's gate)
+    keep reading `active: true` until the paid period ends: sync stays usable until then."""
+    if status.cancel_at_period_end:
+        return msgspec.structs.replace(status, active=False)
+    return status
+
+
 def to_admin_status(user_id: str, sub: Subscription | None, now: datetime) -> AdminSyncStatus:
     base = to_status(sub, now)
     return AdminSyncStatus(
@@ -169,7 +179,8 @@ async def deactivate(conn: Conn, user_id: str, *, now: datetime) -> DeactivateRe
         raise SyncNotActive()
     if not sub.cancel_at_period_end:
         sub = await repo.set_cancelled(conn, user_id, True)
-    return DeactivateResult(success=True, active=sub.in_paid_period(now), active_until=sub.current_period_end)
+    # `active` as the user's status now reads (cancelled); sync itself stays usable until `activeUntil`.
+    return DeactivateResult(success=True, active=False, active_until=sub.current_period_end)
 
 
 async def change_interval(

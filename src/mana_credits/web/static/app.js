@@ -542,7 +542,7 @@
       form.elements.interval.value = status.interval;
       for (const radio of form.elements.interval) radio.disabled = status.gifted;
       const renewing = status.active && !status.gifted && !cancelled;
-      buttons.activate.hidden = status.active || status.gifted;
+      buttons.activate.hidden = status.active || status.gifted || cancelled; // cancelled: *resume* instead
       buttons.resume.hidden = !cancelled;
       buttons.change.hidden = !renewing;
       buttons.cancel.hidden = !renewing;
