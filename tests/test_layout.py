@@ -1,6 +1,6 @@
-"""One layout for every domain, kept by a machine: the convention each domain package states in its
-docstring, and the parts of it a test can check (only endpoints speak HTTP, errors live in errors.py, the
-API's camelCase types in schemas.py)."""
+"""One layout for every domain, kept by a machine: the convention ARCHITECTURE.md states (each domain's
+docstring points there), and the parts of it a test can check (only endpoints speak HTTP, errors live in
+errors.py, the API's camelCase types in schemas.py)."""
 
 from __future__ import annotations
 
@@ -54,9 +54,16 @@ def test_every_domain_is_listed() -> None:
     assert packages - shared == set(DOMAINS)
 
 
+ARCHITECTURE = Path(__file__).parents[1] / "ARCHITECTURE.md"
+
+
+def test_the_architecture_document_states_the_convention() -> None:
+    assert CONVENTION in ARCHITECTURE.read_text()
+
+
 @pytest.mark.parametrize("domain", DOMAINS)
-def test_the_domain_states_the_convention(domain: str) -> None:
-    assert CONVENTION in (importlib.import_module(f"mana_credits.{domain}").__doc__ or "")
+def test_the_domain_points_at_it(domain: str) -> None:
+    assert "ARCHITECTURE.md" in (importlib.import_module(f"mana_credits.{domain}").__doc__ or "")
 
 
 @pytest.mark.parametrize("domain", DOMAINS)

@@ -1,4 +1,4 @@
-"""Settings read from the environment, with the variable names of the old service (SPEC §7)."""
+"""Settings read from the environment, with the variable names of the old service."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""JWT verification against a JWKS served over real HTTP (SPEC §1)."""
+"""JWT verification against a JWKS served over real HTTP (mana-auth's EdDSA keys)."""
 
 from __future__ import annotations
 

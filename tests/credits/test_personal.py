@@ -1,4 +1,4 @@
-"""Personal credit routes (JWT): shapes of SPEC §3 and every documented error."""
+"""Personal credit routes (JWT): the old service's shapes and every documented error."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
 """Credits: balance, use, history, refunds, grants, init, usage charts and holds (rules of holds: holds.py).
 
-Layout, the same in every domain: endpoints.py HTTP only (routes, status, headers); service.py the rules;
-repository.py the SQL (only ledger/ moves credits); schemas.py wire types (bodies, answers); errors.py the
-domain's errors (shared ones: kit/errors.py); cli.py commands; tasks.py jobs; a big topic: its own module.
+Layout and words: ARCHITECTURE.md.
 """

@@ -1,4 +1,4 @@
-"""The price list of chargeable operations (SPEC §6), served at GET /credits/operations."""
+"""The price list of chargeable operations, served at GET /credits/operations."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request bodies and the JSON of SPEC §3 "Gifts" (camelCase)."""
+"""Request bodies and the gift JSON the old service answered (camelCase)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Errors are data: each class carries its status and stable code; one handler renders SPEC §2."""
+"""Errors are data: each class carries its status and code; one handler renders the envelope
+{statusCode, message, code, details}."""
 
 from __future__ import annotations
 

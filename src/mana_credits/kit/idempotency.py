@@ -1,4 +1,4 @@
-"""Idempotent writes (SPEC §4).
+"""Idempotent writes: a retried request has its effect once and gets the first answer again.
 
 A handler declares one by naming `idem: Idempotent` (provided per caller by auth.dependencies) and runs its
 work through `await idem.run(operation, params, work)`. The key row is inserted in the same database

@@ -1,4 +1,4 @@
-"""The ledger invariant (SPEC §4), checkable at any time, per batch of users:
+"""The ledger invariant (ledger/__init__.py), checkable at any time, per batch of users:
 
 balance + reserved = Σ amount of completed transactions
 total_earned       = Σ positive amounts except refunds and expiries, minus reversals

@@ -1,4 +1,4 @@
-"""What the ledger returns, shaped as the JSON of SPEC §3 (camelCase)."""
+"""What the ledger returns, shaped as the JSON the old service answered (camelCase)."""
 
 from __future__ import annotations
 

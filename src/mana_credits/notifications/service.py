@@ -41,7 +41,7 @@ def backoff(attempts: int) -> timedelta:
 def sync_paused(
     *, user_id: str, email: str | None, amount: int, resume_url: str, external_id: str
 ) -> dict[str, Any]:
-    """The "Cloud Sync pausiert" email (SPEC §5 Notifications)."""
+    """The "Cloud Sync pausiert" email, as the old service worded it."""
     return {
         "channel": "email",
         "appId": "sync",

@@ -10,7 +10,7 @@ from mana_credits.db.pool import Conn, rows_changed
 from mana_credits.kit.records import from_record
 from mana_credits.payments.schemas import Package, Purchase, PurchaseReturns
 
-# The default set shipped with the service (SPEC §8); operators edit packages as data afterwards.
+# The default set shipped with the service (the old one's); operators edit packages as data afterwards.
 DEFAULT_PACKAGES = [
     ("Starter", "100 credits", 100, 100, 1),
     ("Basic", "500 credits", 500, 500, 2),

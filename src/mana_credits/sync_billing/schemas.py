@@ -1,4 +1,4 @@
-"""Request bodies, responses and domain errors of the cloud-sync subscription (SPEC §3)."""
+"""Request bodies, responses and domain errors of the cloud-sync subscription."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cloud-sync subscription rules (SPEC §5 "Cloud sync"). Every function runs inside the caller's
+"""Cloud-sync subscription rules. Every function runs inside the caller's
 transaction: the subscription row is locked or claimed before credits move, and the ledger change,
 the row change and any queued email commit together or not at all."""
 
