@@ -54,7 +54,7 @@ from mana_credits.kit.errors import CreditsError
 from mana_credits.kit.idempotency import Idempotent
 from mana_credits.kit.pagination import decode_cursor, encode_cursor
 from mana_credits.kit.validation import MALFORMED, UserIdParam, check_text, field_names, parse_uuid
-from mana_credits.ledger.group import GroupCommit, UsageDebit
+from mana_credits.ledger.group import GroupCommit, UsageDebit, usage_debit
 from mana_credits.ledger.schemas import AccountSummary, Balance, BalanceRow, Transaction, TxType
 
 _GROUP_COMMIT = "ledger.group_commit"
@@ -75,8 +75,8 @@ async def _use(
     extra: dict[str, Any] | None = None,
 ) -> Response[UseResult]:
     idem = idem.with_body_key(data.idempotency_key)
-    if idem.key is None and ctx.settings.GROUP_COMMIT:
-        return Response(await grouped_use(ctx, user_id, data, app_id, extra))
+    if idem.key is None:
+        return Response(await keyless_use(ctx, user_id, data, app_id, extra))
     metadata = _metadata(data, extra)
 
     async def work(conn: Conn) -> UseResult:
@@ -94,25 +94,25 @@ async def _use(
         return UseResult.of(entry)
 
     params = _params(data, user_id)
-    return await idem.run(
-        "credits.use", params, work, legacy_user=user_id, one_statement=True, user_id=user_id
-    )
+    return await idem.run("credits.use", params, work, legacy_user=user_id, user_id=user_id)
 
 
 def _metadata(data: UseCredits, extra: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**(data.metadata or {}), **(extra or {})} or None
 
 
-async def grouped_use(
+async def keyless_use(
     ctx: AppContext, user_id: str, data: UseCredits, app_id: str, extra: dict[str, Any] | None
 ) -> UseResult:
-    """A keyless debit through the process's group commit (ledger.group); InsufficientCredits when
-    the balance cannot cover it."""
+    """A keyless debit through the process's group commit (ledger.group), or alone with it off; either
+    tells the truth after a lost connection (ledger.outcome). InsufficientCredits when not covered."""
+    item = UsageDebit(user_id, data.amount, app_id, data.description, _metadata(data, extra))
+    if not ctx.settings.GROUP_COMMIT:
+        return UseResult.of(await usage_debit(ctx.pool, item))
     found = ctx.extras.get(_GROUP_COMMIT)
     if found is None:
         found = ctx.extras[_GROUP_COMMIT] = GroupCommit(ctx.pool)
     assert isinstance(found, GroupCommit)
-    item = UsageDebit(user_id, data.amount, app_id, data.description, _metadata(data, extra))
     return UseResult.of(await found.debit(item))
 
 
@@ -360,7 +360,7 @@ def _take_keyless_debit(scope: Scope, headers: lane.Headers, body: bytes) -> lan
         return None
     if data.idempotency_key is not None:
         return None
-    return lambda: grouped_use(ctx, data.user_id, data, *booked_app(caller, data))
+    return lambda: keyless_use(ctx, data.user_id, data, *booked_app(caller, data))
 
 
 def _take_balance(scope: Scope, headers: lane.Headers, body: bytes) -> lane.Work | None:

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -25,6 +26,7 @@ from mana_credits.db.pool import Conn
 from mana_credits.kit import money_metrics
 from mana_credits.kit.batching import Batcher
 from mana_credits.kit.errors import InsufficientCredits
+from mana_credits.ledger.outcome import cut_off, is_open, settle, told
 from mana_credits.ledger.repository import debit
 from mana_credits.ledger.rule import MOVE_COLUMNS, WRITES, json_texts, new_ids, spend
 from mana_credits.ledger.schemas import Entry, Transaction, TxType
@@ -110,9 +112,12 @@ SKIPPED = Skipped()
 Outcome = Entry | InsufficientCredits | Skipped
 
 
-async def apply_batch(conn: Conn, items: list[UsageDebit], *, skip_locked: bool = False) -> list[Outcome]:
+async def apply_batch(
+    conn: Conn, items: list[UsageDebit], *, ids: list[UUID] | None = None, skip_locked: bool = False
+) -> list[Outcome]:
     """Decide and apply `items` (any accounts, arrival order) in one statement; one outcome per item.
-    With `skip_locked`, the debits of accounts whose row another session holds are SKIPPED, not waited for."""
+    `ids`: their ledger ids (chosen here without). With `skip_locked`, the debits of accounts whose row
+    another session holds are SKIPPED, not waited for."""
     assert all(item.amount > 0 for item in items)
     rows = await conn.fetch(
         _GROUP_DEBIT_SKIPPING if skip_locked else _GROUP_DEBIT,
@@ -121,7 +126,7 @@ async def apply_batch(conn: Conn, items: list[UsageDebit], *, skip_locked: bool 
         [item.app_id for item in items],
         [item.description for item in items],
         json_texts(item.metadata for item in items),
-        new_ids(len(items)),
+        ids or new_ids(len(items)),
     )
     assert [row["debit_number"] for row in rows] == list(range(1, len(items) + 1))
     outcomes: list[Outcome] = []
@@ -153,11 +158,30 @@ async def apply_batch(conn: Conn, items: list[UsageDebit], *, skip_locked: bool 
     return outcomes
 
 
-def _open(conn: PoolConnectionProxy[asyncpg.Record]) -> bool:
+async def usage_debit(pool: asyncpg.Pool, item: UsageDebit) -> Entry:
+    """A keyless usage debit the single-debit way, on a connection of its own, whose caller is told the
+    truth after a cut (ledger.outcome); InsufficientCredits when the balance cannot cover it."""
+    [tx_id] = new_ids(1)
+    conn = await pool.acquire()  # failing here, nothing was sent
     try:
-        return not conn.is_closed()
-    except asyncpg.InterfaceError:  # closed, and already taken back by its pool
-        return False
+        entry = await debit(
+            conn, item.user_id, item.amount, type=TxType.USAGE, app_id=item.app_id,
+            description=item.description, metadata=item.metadata, record_usage=True, tx_id=tx_id,
+        )  # fmt: skip
+    except BaseException as exc:
+        if not cut_off(exc, conn):
+            await pool.release(conn)
+            raise
+        assert isinstance(exc, Exception)
+        found, gone = await settle(pool, conn, [tx_id])
+        outcome = told(found, gone, tx_id, exc)
+        if outcome is exc:
+            raise
+        if isinstance(outcome, Exception):
+            raise outcome from exc
+        return outcome
+    await pool.release(conn)
+    return entry
 
 
 class GroupCommit:
@@ -187,11 +211,7 @@ class GroupCommit:
 
     async def _alone(self, item: UsageDebit) -> Entry:
         """A skipped debit, the single-debit way: it waits for its row, and no batch waits with it."""
-        async with self.pool.acquire() as conn:
-            return await debit(
-                conn, item.user_id, item.amount, type=TxType.USAGE, app_id=item.app_id,
-                description=item.description, metadata=item.metadata, record_usage=True,
-            )  # fmt: skip
+        return await usage_debit(self.pool, item)
 
     async def aclose(self) -> None:
         """Give the kept connection back to the pool once the batch in flight is answered."""
@@ -215,12 +235,12 @@ class GroupCommit:
         return outcomes
 
     async def _apply_together(self, items: list[UsageDebit]) -> list[Entry | Skipped | Exception]:
-        retries, skip_locked = DEADLOCK_RETRIES, False
+        retries, skip_locked, ids = DEADLOCK_RETRIES, False, new_ids(len(items))
         while True:
             conn = await self._connection()
             try:
                 outcomes: list[Entry | Skipped | Exception] = [
-                    *await apply_batch(conn, items, skip_locked=skip_locked)
+                    *await apply_batch(conn, items, ids=ids, skip_locked=skip_locked)
                 ]
                 return outcomes
             except asyncpg.LockNotAvailableError:  # nothing applied: again, without the rows still held
@@ -231,21 +251,24 @@ class GroupCommit:
                 if retries == 0:
                     raise
                 retries -= 1
-            except asyncpg.PostgresError:
-                if not _open(conn):  # the server ended the session (e.g. it is shutting down)
-                    await self._give_back()
-                raise
-            except BaseException:
-                # A timeout, a lost socket, a cancellation: the pool's release waits for the statement's
-                # cancellation and resets the session, or closes it (a closed socket would not stop a
-                # statement still waiting on a lock: it would apply after its caller got an error).
-                await self._give_back()
-                raise
+            except BaseException as exc:
+                if not cut_off(exc, conn):
+                    # An error PostgreSQL answered (nothing applied), or a cancellation: the pool's
+                    # release waits for the statement's cancellation and resets the session, or closes it.
+                    if not isinstance(exc, asyncpg.PostgresError):
+                        await self._give_back()
+                    raise
+                # The session was cut (a lost socket, a killed backend, a timeout racing the commit):
+                # the batch may have committed. Find out before anyone is answered (ledger.outcome).
+                assert isinstance(exc, Exception)
+                self._conn = None
+                found, gone = await settle(self.pool, conn, ids)
+                return [told(found, gone, tx_id, exc) for tx_id in ids]
 
     async def _connection(self) -> PoolConnectionProxy[asyncpg.Record]:
         now = time.monotonic()
         idle_too_long = now - self._used_at > self._keep_idle_seconds
-        if self._conn is not None and (idle_too_long or not _open(self._conn)):
+        if self._conn is not None and (idle_too_long or not is_open(self._conn)):
             await self._give_back()
         if self._conn is None:
             conn = await self.pool.acquire()

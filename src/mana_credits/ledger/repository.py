@@ -9,6 +9,7 @@ longer inflates `total_earned` as it did in the old service.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
@@ -141,9 +142,11 @@ async def debit(
     metadata: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     record_usage: bool = False,
+    tx_id: UUID | None = None,
 ) -> Entry:
-    """Take `amount` (> 0) from the balance, or raise InsufficientCredits and change nothing."""
-    [tx_id] = new_ids(1)
+    """Take `amount` (> 0) from the balance, or raise InsufficientCredits and change nothing. `tx_id`:
+    the ledger id, when the caller must be able to look the debit up after a lost connection."""
+    tx_id = tx_id or new_ids(1)[0]
     row = await conn.fetchrow(
         _DEBIT,
         user_id,

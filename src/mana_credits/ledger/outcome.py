@@ -1,0 +1,109 @@
+"""The truth about a debit whose connection was cut before its answer came back (a killed backend, a
+failover, a statement past the client's timeout racing its COMMIT): it may be in the ledger although the
+caller saw an error, and a caller told "retry" would be charged twice.
+
+The ledger ids are chosen before the statement is sent (rule.new_ids). After a cut, the session that ran
+it is ended for good (pg_terminate_backend, waiting until it is gone, so nothing can commit later), then
+a fresh connection looks the ids up: a row found is answered as done; an id missing once the session is
+known to be gone (or once its statement is known to have committed without it) was not written, and the
+caller gets the usual retryable error; anything else is OutcomeUnknown, which never advises a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from uuid import UUID
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from mana_credits.kit import money_metrics
+from mana_credits.kit.errors import CreditsError
+from mana_credits.ledger.schemas import Entry, Transaction
+
+# How long finding out may take before the answer is OutcomeUnknown (the database may be restarting).
+SETTLE_SECONDS = 5.0
+_GONE_WAIT_MS = 3000
+
+# True once the backend is gone (or never was); false when it outlived the wait.
+_STOP = """
+SELECT CASE WHEN EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1) THEN pg_terminate_backend($1, $2)
+            ELSE true END
+"""
+_FIND = """
+SELECT t.*, b.total_earned AS now_total_earned, b.total_spent AS now_total_spent
+FROM credits.transactions t JOIN credits.balances b USING (user_id)
+WHERE t.id = ANY($1::uuid[])
+"""
+
+
+class OutcomeUnknown(CreditsError):
+    status = 503
+    code = "outcome_unknown"
+    message = (
+        "The connection to the database was lost while this debit was being committed, and whether it was "
+        "applied cannot be told now. Do not retry it without an Idempotency-Key: look at the transaction "
+        "history first"
+    )
+
+
+def is_open(conn: asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]) -> bool:
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:  # closed, and already taken back by its pool
+        return False
+
+
+def cut_off(exc: BaseException, conn: asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]) -> bool:
+    """Whether a statement that raised `exc` may have committed: anything but an error PostgreSQL
+    answered on a session that lives on (that one rolled the statement back)."""
+    if not isinstance(exc, Exception):
+        return False  # a cancellation: the caller is gone (its connection is reset by the pool)
+    return not (isinstance(exc, asyncpg.PostgresError) and is_open(conn))
+
+
+def entry_of(row: asyncpg.Record) -> Entry:
+    """A debit found after a cut. Its row is exact; the totals are the account's as read now."""
+    return Entry(
+        transaction=Transaction.from_row(row),
+        balance=row["balance_after"],
+        total_earned=row["now_total_earned"],
+        total_spent=row["now_total_spent"],
+    )
+
+
+async def settle(
+    pool: asyncpg.Pool, conn: PoolConnectionProxy[asyncpg.Record], ids: list[UUID]
+) -> tuple[dict[UUID, Entry], bool]:
+    """End the cut session `conn` (checked out of `pool`, given back closed) and find which of `ids` the
+    ledger holds: ({id: entry}, whether the session is known to be gone). Raises OutcomeUnknown when the
+    database cannot be asked within SETTLE_SECONDS."""
+    pid = conn.get_server_pid()
+    conn.terminate()
+    with contextlib.suppress(Exception):
+        await pool.release(conn)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_SECONDS
+    while True:
+        try:
+            async with asyncio.timeout(max(0.1, deadline - loop.time())), pool.acquire() as fresh:
+                gone = bool(await fresh.fetchval(_STOP, pid, _GONE_WAIT_MS))
+                rows = await fresh.fetch(_FIND, ids)
+            break
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if loop.time() >= deadline:  # the database does not answer (restarting, unreachable)
+                raise OutcomeUnknown() from exc
+            await asyncio.sleep(0.2)
+    found = {row["id"]: entry_of(row) for row in rows}
+    for entry in found.values():
+        money_metrics.moved(entry.transaction.amount, entry.transaction.app_id, entry.transaction.type)
+    return found, gone
+
+
+def told(found: dict[UUID, Entry], gone: bool, tx_id: UUID, exc: Exception) -> Entry | Exception:
+    """What a debit's caller is told after `settle`: its entry, the error it got when nothing of it was
+    written for certain (the session is gone, or its statement committed without it), else OutcomeUnknown."""
+    if tx_id in found:
+        return found[tx_id]
+    return exc if gone or found else OutcomeUnknown()
