@@ -13,6 +13,7 @@ run, an erasure, a stuck session) is skipped and its debits go the single-debit 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -163,6 +164,7 @@ async def usage_debit(pool: asyncpg.Pool, item: UsageDebit) -> Entry:
     truth after a cut (ledger.outcome); InsufficientCredits when the balance cannot cover it."""
     [tx_id] = new_ids(1)
     conn = await pool.acquire()  # failing here, nothing was sent
+    pid = conn.get_server_pid()
     try:
         entry = await debit(
             conn, item.user_id, item.amount, type=TxType.USAGE, app_id=item.app_id,
@@ -173,14 +175,17 @@ async def usage_debit(pool: asyncpg.Pool, item: UsageDebit) -> Entry:
             await pool.release(conn)
             raise
         assert isinstance(exc, Exception)
-        found, gone = await settle(pool, conn, [tx_id])
+        found, gone = await settle(pool, conn, pid, [tx_id])
         outcome = told(found, gone, tx_id, exc)
         if outcome is exc:
             raise
         if isinstance(outcome, Exception):
             raise outcome from exc
         return outcome
-    await pool.release(conn)
+    # Done: the pool's reset failing now (a backend killed just after the commit) is the connection's
+    # matter, not the debit's, whose answer is known.
+    with contextlib.suppress(Exception):
+        await pool.release(conn)
     return entry
 
 
@@ -238,6 +243,7 @@ class GroupCommit:
         retries, skip_locked, ids = DEADLOCK_RETRIES, False, new_ids(len(items))
         while True:
             conn = await self._connection()
+            pid = conn.get_server_pid()
             try:
                 outcomes: list[Entry | Skipped | Exception] = [
                     *await apply_batch(conn, items, ids=ids, skip_locked=skip_locked)
@@ -262,7 +268,7 @@ class GroupCommit:
                 # the batch may have committed. Find out before anyone is answered (ledger.outcome).
                 assert isinstance(exc, Exception)
                 self._conn = None
-                found, gone = await settle(self.pool, conn, ids)
+                found, gone = await settle(self.pool, conn, pid, ids)
                 return [told(found, gone, tx_id, exc) for tx_id in ids]
 
     async def _connection(self) -> PoolConnectionProxy[asyncpg.Record]:

@@ -57,10 +57,13 @@ def is_open(conn: asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]) -> b
 
 def cut_off(exc: BaseException, conn: asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]) -> bool:
     """Whether a statement that raised `exc` may have committed: anything but an error PostgreSQL
-    answered on a session that lives on (that one rolled the statement back)."""
+    answered on a session that lives on (that one rolled the statement back). A session ending (FATAL:
+    a terminated backend, a shutdown) can be told after the COMMIT, before the socket is seen closed."""
     if not isinstance(exc, Exception):
         return False  # a cancellation: the caller is gone (its connection is reset by the pool)
-    return not (isinstance(exc, asyncpg.PostgresError) and is_open(conn))
+    if isinstance(exc, asyncpg.PostgresError) and getattr(exc, "severity", None) not in ("FATAL", "PANIC"):
+        return not is_open(conn)
+    return True
 
 
 def entry_of(row: asyncpg.Record) -> Entry:
@@ -74,14 +77,13 @@ def entry_of(row: asyncpg.Record) -> Entry:
 
 
 async def settle(
-    pool: asyncpg.Pool, conn: PoolConnectionProxy[asyncpg.Record], ids: list[UUID]
+    pool: asyncpg.Pool, conn: PoolConnectionProxy[asyncpg.Record], pid: int, ids: list[UUID]
 ) -> tuple[dict[UUID, Entry], bool]:
-    """End the cut session `conn` (checked out of `pool`, given back closed) and find which of `ids` the
-    ledger holds: ({id: entry}, whether the session is known to be gone). Raises OutcomeUnknown when the
-    database cannot be asked within SETTLE_SECONDS."""
-    pid = conn.get_server_pid()
-    conn.terminate()
-    with contextlib.suppress(Exception):
+    """End the cut session `conn` (checked out of `pool`, given back closed; `pid`: its backend's, read
+    before the statement) and find which of `ids` the ledger holds: ({id: entry}, whether the session is
+    known to be gone). Raises OutcomeUnknown when the database cannot be asked within SETTLE_SECONDS."""
+    with contextlib.suppress(Exception):  # closed already, and perhaps back in the pool
+        conn.terminate()
         await pool.release(conn)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + SETTLE_SECONDS
