@@ -208,3 +208,34 @@ async def test_serve_on_the_embedded_database_stops_on_a_signal(
     finally:
         with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
             os.kill(int(postmaster.read_text().split()[0]), signal.SIGQUIT)  # a database left behind
+
+
+async def test_a_command_beside_serve_shares_the_embedded_database_and_leaves_it_running(
+    tmp_path: Path,
+) -> None:
+    """`audit` (any command) on the embedded database while `serve` runs attaches to the running server and
+    leaves it to serve: the database stops only with its last user, here Ctrl-C on serve."""
+    postmaster = tmp_path / "pg" / "postmaster.pid"
+    env = {"MANA_CREDITS_SCHEDULER": "false", "MANA_SERVICE_KEY": "test-service-key"}
+    try:
+        async with running("", tmp_path, **env) as server:  # "": embedded
+            command_env = {**server.env, "DATABASE_URL": ""}
+            for _ in range(2):
+                code, out = await run_cli("audit", env=command_env)
+                assert code == 0 and "ledger consistent" in out, out
+            async with httpx.AsyncClient(base_url=server.base, timeout=30) as http:
+                grant = {"userId": "beside", "amount": 10, "reason": "test", "referenceId": "beside-1"}
+                granted = await http.post(
+                    "/api/v1/internal/credits/grant", json=grant, headers=service_headers()
+                )
+                assert granted.status_code == 200, granted.text
+                use = {"userId": "beside", "amount": 4, "appId": "tests", "description": "after audits"}
+                used = await http.post("/api/v1/internal/credits/use", json=use, headers=service_headers())
+                assert used.status_code == 200, used.text
+                assert used.json()["newBalance"]["balance"] == 6
+            server.signal(signal.SIGINT)  # Ctrl-C
+            assert await server.wait(30) == 0
+        assert not postmaster.exists(), "the embedded database was left running"
+    finally:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+            os.kill(int(postmaster.read_text().split()[0]), signal.SIGQUIT)  # a database left behind
