@@ -52,7 +52,12 @@ def test_traefik_routes_credits_mana_how_to_the_service_port() -> None:
     app = compose()["services"]["mana-credits"]
     labels = dict(label.split("=", 1) for label in app["labels"])
     assert labels["traefik.enable"] == "true"
-    assert labels["traefik.http.routers.mana-credits.rule"] == "Host(`credits.mana.how`)"
+    rule = labels["traefik.http.routers.mana-credits.rule"]
+    assert rule == "Host(`credits.mana.how`) && !PathPrefix(`/metrics`)"
+    # The only router: nothing else serves /metrics on the public host.
+    assert {name.split(".")[3] for name in labels if name.startswith("traefik.http.routers.")} == {
+        "mana-credits"
+    }
     assert labels["traefik.http.routers.mana-credits.tls"] == "true"
     port = labels["traefik.http.services.mana-credits.loadbalancer.server.port"]
     assert str(app["environment"]["PORT"]) == port
