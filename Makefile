@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: run test test-fast test-slow lint fmt typecheck bench setup clean
+.PHONY: run test test-fast test-slow test-ha lint fmt typecheck bench setup clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -24,13 +24,19 @@ run: setup
 # The whole suite (what CI runs). test-fast leaves out the slow fault tests (real server processes, a
 # database that stops) and the schemathesis runs; test-slow runs only those.
 test: setup
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest --ignore=tests/ha $(PYTEST_ARGS)
 
 test-fast: setup
-	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest --ignore=tests/ha -m "not slow" $(PYTEST_ARGS)
 
 test-slow: setup
-	$(VENV)/bin/pytest -m slow $(PYTEST_ARGS)
+	$(VENV)/bin/pytest --ignore=tests/ha -m slow $(PYTEST_ARGS)
+
+# A real PostgreSQL cluster (etcd + three Patroni nodes, two service replicas) and faults one after another
+# (tests/ha). Needs root (Patroni runs as the user mana-ha); deploy/ha/install.sh sets the machine up.
+test-ha: setup
+	deploy/ha/install.sh
+	$(VENV)/bin/pytest tests/ha -v $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench
