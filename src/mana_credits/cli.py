@@ -35,8 +35,10 @@ app.command()(support_cli.export)
 
 
 def _migrate(url: str) -> None:
-    from mana_credits.db.migrate import upgrade
+    from mana_credits.db.migrate import upgrade, writable
 
+    if not asyncio.run(writable(url)):
+        refuse("the database is read-only (a standby?): migrations must run on the primary")
     upgrade(url)
 
 

@@ -5,11 +5,21 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SERVICE_KEY = "dev-service-key"
+
+
+def writes_go_to_the_primary(url: str) -> bool:
+    """A URL of one host, or of several (`h1:p1,h2:p2`) that asks for the writable one."""
+    parts = urlsplit(url)
+    if "," not in parts.netloc.rpartition("@")[2] and len(parse_qs(parts.query).get("host", [])) < 2:
+        return True
+    attrs = parse_qs(parts.query).get("target_session_attrs", [])
+    return bool(attrs) and attrs[-1] in ("read-write", "primary")
 
 
 class Settings(BaseSettings):
@@ -102,6 +112,11 @@ class Settings(BaseSettings):
             raise RuntimeError(
                 "STRIPE_WEBHOOK_SECRET is set without STRIPE_SECRET_KEY: webhooks would be accepted but "
                 "purchases cannot be made; set both or neither"
+            )
+        if self.DATABASE_URL and not writes_go_to_the_primary(self.DATABASE_URL):
+            raise RuntimeError(
+                "DATABASE_URL names several hosts without target_session_attrs=read-write (or primary): "
+                "after a failover the pool could stay on a standby and every write would fail; add it"
             )
         if self.is_development:
             return

