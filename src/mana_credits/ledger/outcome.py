@@ -19,7 +19,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from mana_credits.kit import money_metrics
-from mana_credits.kit.errors import CreditsError
+from mana_credits.ledger.errors import OutcomeUnknown
 from mana_credits.ledger.schemas import Entry, Transaction
 
 # How long finding out may take before the answer is OutcomeUnknown (the database may be restarting).
@@ -36,16 +36,6 @@ SELECT t.*, b.total_earned AS now_total_earned, b.total_spent AS now_total_spent
 FROM credits.transactions t JOIN credits.balances b USING (user_id)
 WHERE t.id = ANY($1::uuid[])
 """
-
-
-class OutcomeUnknown(CreditsError):
-    status = 503
-    code = "outcome_unknown"
-    message = (
-        "The connection to the database was lost while this debit was being committed, and whether it was "
-        "applied cannot be told now. Do not retry it without an Idempotency-Key: look at the transaction "
-        "history first"
-    )
 
 
 def is_open(conn: asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]) -> bool:
