@@ -116,6 +116,7 @@ def make_settings(database: str, jwks: JwksServer, **overrides: object) -> Setti
         "BASE_URL": "https://credits.mana.test",
         "WEB_APP_URL": "https://mana.test",
         "DB_POOL_SIZE": 10,
+        "METRICS_APPS": "metrics-app,metrics-chat,metrics-burst",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ from mana_credits.credits import tasks as credits_tasks
 from mana_credits.db.pool import create_pool
 from mana_credits.gifts import endpoints as gifts_endpoints
 from mana_credits.gifts import tasks as gifts_tasks
-from mana_credits.kit import metrics
+from mana_credits.kit import metrics, money_metrics
 from mana_credits.kit.clock import Clock
 from mana_credits.kit.edge import edge_middleware
 from mana_credits.kit.errors import EXCEPTION_HANDLERS
@@ -52,6 +52,7 @@ JOB_SOURCES = [ledger_tasks, credits_tasks, gifts_tasks, payments_tasks, sync_ta
 async def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
     if not settings.DATABASE_URL:
         raise RuntimeError("DATABASE_URL is not set (the CLI starts the embedded PostgreSQL and sets it)")
+    money_metrics.know_apps([*settings.service_keys.values(), *settings.METRICS_APPS.split(",")])
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
     extra_keys = (
         [devkey.public_jwk(devkey.load_or_create(settings.dev_key_path))] if settings.is_development else []

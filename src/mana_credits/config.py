@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For names the real client (rate limits per address); comma list or "*".
     # Unset means 127.0.0.1 (and a warning once when X-Forwarded-For arrives from another peer).
     TRUSTED_PROXIES: str | None = None
+    # Apps named in the metrics' `app` label besides the apps of MANA_SERVICE_KEYS (comma list); any other
+    # appId is counted as "other", so callers cannot grow /metrics without bound.
+    METRICS_APPS: str = ""
     # Background jobs (renewals, expiry sweeps, outbox) run in each server process unless disabled.
     MANA_CREDITS_SCHEDULER: bool = True
 

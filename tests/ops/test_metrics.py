@@ -203,3 +203,24 @@ async def test_debits_answered_ahead_of_the_framework_are_counted(
             before, "mana_credits_requests_total", **labels
         )
         assert grown == count
+
+
+async def test_app_label_is_bounded_whatever_appids_callers_send(api: Api, client: httpx.AsyncClient) -> None:
+    """A signed-in user with no credits sending a new appId each time must not grow /metrics."""
+    user = api.actor()
+    size_before = len((await client.get("/metrics")).text)
+    before = await scrape(client)
+    for n in range(300):
+        spend = {"amount": 5, "appId": f"junk-{uuid.uuid4().hex}-{n}", "description": "x"}
+        response = await client.post("/api/v1/credits/use", json=spend, headers=user.headers)
+        assert response.status_code == 402
+    known = {"amount": 5, "appId": "chat", "description": "x"}
+    assert (await client.post("/api/v1/credits/use", json=known, headers=user.headers)).status_code == 402
+    text = (await client.get("/metrics")).text
+    after = await scrape(client)
+    name = "mana_credits_insufficient_credits_total"
+    # 300 refusals land on one series; a known app keeps its own name.
+    assert value(after, name, app="other") - value(before, name, app="other") == 300
+    assert value(after, name, app="chat") - value(before, name, app="chat") == 1
+    assert "junk-" not in text
+    assert len(text) - size_before < 2_000

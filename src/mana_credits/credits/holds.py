@@ -59,7 +59,7 @@ async def reserve(
     try:
         balance = await ledger.hold(conn, user_id, amount)
     except InsufficientCredits:
-        money_metrics.INSUFFICIENT.labels(app_id).inc()
+        money_metrics.refused(app_id)
         raise
     expires_at = now + timedelta(seconds=ttl_seconds)
     reservation_id = await repository.insert_reservation(

@@ -56,12 +56,42 @@ AUDIT_LAST_RUN = Gauge(
 )
 
 
+# The `app` label takes a bounded set of values: an appId is the caller's choice (any signed-in user may
+# send a new one with every request), and each new label value grows /metrics for good. The Mana apps and
+# services that spend credits, the apps of MANA_SERVICE_KEYS and METRICS_APPS are named; any other appId
+# counts as "other".
+KNOWN_APPS: set[str] = {
+    # this service's own entries
+    "mana-credits", "sync", "gifts", "support",
+    # the apps of the Mana monorepo (apps/)
+    "api", "calc", "calendar", "cards", "chat", "citycorners", "contacts", "context", "docs", "food",
+    "guides", "inventory", "mana", "manavoxel", "memoro", "moodlit", "mukke", "news", "photos", "picture",
+    "plants", "presi", "questions", "quotes", "skilltree", "storage", "times", "todo", "traces", "uload",
+    # its services that call the internal API
+    "mana-ai", "mana-auth", "mana-analytics", "mana-research", "mana-sync", "mana-llm", "mana-image-gen",
+    "mana-video-gen", "mana-stt", "mana-tts", "mana-voice-bot", "research",
+}  # fmt: skip
+
+
+def know_apps(names: list[str]) -> None:
+    KNOWN_APPS.update(name for name in names if name)
+
+
+def app_label(app_id: str | None) -> str:
+    return app_id if app_id in KNOWN_APPS else "other"
+
+
 def moved(amount: int, app_id: str, type_: str) -> None:
     """A ledger row of `amount` (negative: taken) was written."""
     if amount < 0:
-        DEBITED.labels(app_id, type_).inc(-amount)
+        DEBITED.labels(app_label(app_id), type_).inc(-amount)
     elif amount > 0:
-        CREDITED.labels(app_id, type_).inc(amount)
+        CREDITED.labels(app_label(app_id), type_).inc(amount)
+
+
+def refused(app_id: str, count: int = 1) -> None:
+    """`count` charges or holds of this app were refused for want of credits (402)."""
+    INSUFFICIENT.labels(app_label(app_id)).inc(count)
 
 
 def job_succeeded(name: str) -> None:

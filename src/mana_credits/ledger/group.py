@@ -155,7 +155,7 @@ async def apply_batch(
     for app_id, amount in taken.items():
         money_metrics.moved(-amount, app_id, "usage")
     for app_id, count in refused.items():
-        money_metrics.INSUFFICIENT.labels(app_id).inc(count)
+        money_metrics.refused(app_id, count)
     return outcomes
 
 

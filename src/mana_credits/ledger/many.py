@@ -63,5 +63,5 @@ async def debit_many(
     debited = {row["user_id"]: row["id"] for row in rows}
     money_metrics.moved(-sum(item.amount for item in items if item.user_id in debited), app_id, type.value)
     if len(debited) < len(items):
-        money_metrics.INSUFFICIENT.labels(app_id).inc(len(items) - len(debited))
+        money_metrics.refused(app_id, len(items) - len(debited))
     return debited

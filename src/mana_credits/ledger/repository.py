@@ -160,7 +160,7 @@ async def debit(
         idempotency_key,
     )
     if row is None:
-        money_metrics.INSUFFICIENT.labels(app_id).inc()
+        money_metrics.refused(app_id)
         raise await _insufficient(conn, user_id, amount)
     money_metrics.moved(-amount, app_id, type.value)
     return _entry(row)
