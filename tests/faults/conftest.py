@@ -50,15 +50,18 @@ def own_postgres() -> Iterator[tuple[OwnPostgres, Path]]:
 class FreezingProxy:
     """TCP in front of PostgreSQL's Unix socket. `freeze()` is a database that stops answering without
     closing anything (a network partition, a hung host): bytes are swallowed, new connections hang.
-    `thaw()` drops the frozen connections and forwards again."""
+    `refuse()` is a database that is down: open connections are cut, new ones closed at once.
+    `thaw()` drops the frozen connections and forwards again. `connections` counts the ones accepted."""
 
     def __init__(self, socket_dir: str) -> None:
         self.socket_path = f"{socket_dir}/.s.PGSQL.5432"
         self._thawed = asyncio.Event()
         self._thawed.set()
+        self._refusing = False
         self._writers: list[asyncio.StreamWriter] = []
         self._server: asyncio.Server | None = None
         self.port = 0
+        self.connections = 0
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -70,8 +73,16 @@ class FreezingProxy:
     def freeze(self) -> None:
         self._thawed.clear()
 
+    def refuse(self) -> None:
+        self._refusing = True
+        self._cut()
+
     def thaw(self) -> None:
+        self._refusing = False
         self._thawed.set()
+        self._cut()
+
+    def _cut(self) -> None:
         for writer in self._writers:
             writer.close()
         self._writers.clear()
@@ -82,6 +93,10 @@ class FreezingProxy:
             self._server.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        if self._refusing:
+            writer.close()
+            return
         self._writers.append(writer)
         await self._thawed.wait()
         try:

@@ -8,6 +8,8 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
+from mana_credits.db.dialer import Dialer
+
 
 def _encode_json(value: Any) -> str:
     return msgspec.json.encode(value).decode()
@@ -36,6 +38,7 @@ async def create_pool(dsn: str, *, size: int = 5) -> asyncpg.Pool:
         min_size=1,
         max_size=size,
         init=init_connection,
+        connect=Dialer(),
         # A database that is down or hung answers 503 within these bounds instead of holding requests.
         timeout=5,
         command_timeout=30,
@@ -55,7 +58,7 @@ def rows_changed(status: str) -> int:
 
 
 async def connect(dsn: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(dsn, server_settings=SESSION)
+    conn = await Dialer()(dsn, server_settings=SESSION)
     await init_connection(conn)
     return conn
 
