@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import asyncpg
 
+from bench import statement
 from bench.harness import command_line, embedded_database
 from mana_credits.credits.repository import list_transactions
 from mana_credits.db.pool import Conn, connect
@@ -152,6 +153,7 @@ async def run(rows: int = 10_000_000, heavy: int = 1_000_000, samples: int = 200
                 HEAVY,
             )
             print(f"filtered page plan: {json.dumps(plan)[:400]}", flush=True)
+            result.update(await statement.measure(conn))  # S6 on the same data set
         finally:
             await conn.close()
     print(json.dumps(result), flush=True)

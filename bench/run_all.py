@@ -1,4 +1,5 @@
-"""`make bench`: S1-S3 (HTTP + pgbench), S4 (renewals), S5 (history); writes bench/results/<date>.json.
+"""`make bench`: S1-S3 (HTTP + pgbench), S4 (renewals), S5 (history), S6 (statement, on S5's data);
+writes bench/results/<date>.json.
 
 .venv/bin/python -m bench.run_all [--seconds 10] [--rounds 3] [--workers 2] [--rows 10000000]
 """

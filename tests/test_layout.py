@@ -17,7 +17,9 @@ import pytest
 import mana_credits
 from mana_credits.kit.errors import CreditsError
 
-DOMAINS = ["accounts", "credits", "gifts", "ledger", "notifications", "payments", "support", "sync_billing"]
+DOMAINS = [
+    "accounts", "books", "credits", "gifts", "ledger", "notifications", "payments", "support", "sync_billing",
+]  # fmt: skip
 CONVENTION = """\
 Layout, the same in every domain: endpoints.py HTTP only (routes, status, headers); service.py the rules;
 repository.py the SQL (only ledger/ moves credits); schemas.py wire types (bodies, answers); errors.py the

@@ -18,6 +18,7 @@ from mana_credits import health
 from mana_credits.auth import devkey
 from mana_credits.auth.dependencies import CTX
 from mana_credits.auth.jwt import JwtVerifier
+from mana_credits.books import endpoints as books_endpoints
 from mana_credits.config import Settings
 from mana_credits.context import AppContext
 from mana_credits.credits import endpoints as credits_endpoints
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             *payments_endpoints.routes,
             *gifts_endpoints.routes,
             *sync_endpoints.routes,
+            *books_endpoints.routes,
             *web_routes(settings),
             metrics.Controller,
         ],

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from mana_credits.books import cli as books_cli
 from mana_credits.config import Settings
 from mana_credits.gifts import cli as gifts_cli
 from mana_credits.kit.cli import answer, console, database, refuse
@@ -32,6 +33,7 @@ app.add_typer(sync_cli.app, name="billing", help="Cloud-sync billing (run renewa
 app.add_typer(support_cli.user_app, name="user", help="Look up one user (support).")
 app.command()(support_cli.grant)
 app.command()(support_cli.export)
+app.command()(books_cli.statement)
 
 
 def _migrate(url: str) -> None:

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
@@ -61,13 +61,24 @@ class StripeStub(ThreadedStub):
     clearing `release` holds every answer back until it is set again (a slow Stripe).
 
     With `upstream` (a localstripe), it answers Checkout Sessions itself (localstripe has none) and hands
-    every other request to localstripe: one Stripe test server for both ways to pay."""
+    every other request to localstripe: one Stripe test server for both ways to pay. It keeps the sessions
+    it made (`complete_session` pays one, with a PaymentIntent of its own) and disputes (`add_dispute`),
+    and answers the list endpoints (PaymentIntents, refunds, Checkout Sessions, disputes) as Stripe does:
+    newest first, `created[gte]`/`created[lt]` and `status` filters, `limit` and `starting_after` paging
+    (localstripe pages but filters by nothing)."""
+
+    LISTS = ("/v1/payment_intents", "/v1/refunds", "/v1/checkout/sessions", "/v1/disputes")
 
     def __init__(self, upstream: str | None = None) -> None:
         self.requests: list[tuple[str, dict[str, str], dict[str, str]]] = []
         self.fail_with: int | None = None
         self.release = threading.Event()
         self.release.set()
+        self.upstream = upstream
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.intents: dict[str, dict[str, Any]] = {}  # the Checkout Sessions' PaymentIntents
+        self.disputes: list[dict[str, Any]] = []
+        self.lists_served = 0
         stub = self
 
         class Handler(StubHandler):
@@ -81,6 +92,9 @@ class StripeStub(ThreadedStub):
                 self.send_json(*stub.answer(self.path, form))
 
             def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                if url.path in StripeStub.LISTS:
+                    return self.send_json(200, stub.list_page(url.path, dict(parse_qsl(url.query))))
                 self.forward(b"")
 
             def do_DELETE(self) -> None:
@@ -108,7 +122,7 @@ class StripeStub(ThreadedStub):
             }
         if path == "/v1/checkout/sessions":
             session_id = f"cs_test_{uuid.uuid4().hex}"
-            return 200, {
+            session = {
                 "id": session_id,
                 "object": "checkout.session",
                 "url": f"https://checkout.stripe.test/c/pay/{session_id}",
@@ -117,8 +131,78 @@ class StripeStub(ThreadedStub):
                 "amount_total": int(form["line_items[0][price_data][unit_amount]"]),
                 "currency": form["line_items[0][price_data][currency]"],
                 "payment_intent": None,
+                "client_reference_id": form.get("client_reference_id"),
+                "created": int(time.time()),
+                "metadata": _nested(form, "metadata"),
+                "_intent_metadata": _nested(form, "payment_intent_data[metadata]"),
             }
+            self.sessions[session_id] = session
+            return 200, _public(session)
         return 404, {"error": {"type": "invalid_request_error", "message": f"no route {path}"}}
+
+    def complete_session(self, session_id: str, *, amount: int | None = None) -> dict[str, Any]:
+        """The payer paid: the session is complete and paid, by a succeeded PaymentIntent of its own."""
+        session = self.sessions[session_id]
+        paid = session["amount_total"] if amount is None else amount
+        intent_id = f"pi_{uuid.uuid4().hex[:24]}"
+        self.intents[intent_id] = {
+            "id": intent_id, "object": "payment_intent", "amount": paid, "amount_received": paid,
+            "currency": session["currency"], "status": "succeeded", "created": int(time.time()),
+            "metadata": session["_intent_metadata"],
+        }  # fmt: skip
+        session.update(status="complete", payment_status="paid", payment_intent=intent_id, amount_total=paid)
+        return _public(session)
+
+    def add_dispute(self, payment_intent: str, amount: int, status: str = "lost") -> dict[str, Any]:
+        dispute = {
+            "id": f"dp_{uuid.uuid4().hex[:14]}", "object": "dispute", "amount": amount, "currency": "eur",
+            "charge": f"ch_{uuid.uuid4().hex[:14]}", "payment_intent": payment_intent, "status": status,
+            "created": int(time.time()),
+        }  # fmt: skip
+        self.disputes.append(dispute)
+        return dispute
+
+    def list_page(self, path: str, query: dict[str, str]) -> dict[str, Any]:
+        """A Stripe list page: `{"object": "list", "url", "has_more", "data"}`, newest first."""
+        self.lists_served += 1
+        if path == "/v1/payment_intents":
+            items = self._upstream_all(path) + list(self.intents.values())
+        elif path == "/v1/refunds":
+            items = self._upstream_all(path)
+        elif path == "/v1/checkout/sessions":
+            items = [_public(session) for session in self.sessions.values()]
+        else:
+            items = list(self.disputes)
+        since, before = int(query.get("created[gte]", 0)), int(query.get("created[lt]", 2**40))
+        items = [item for item in items if since <= item["created"] < before]
+        if "status" in query:
+            items = [item for item in items if item["status"] == query["status"]]
+        items.sort(key=lambda item: (item["created"], item["id"]), reverse=True)
+        if "starting_after" in query:
+            ids = [item["id"] for item in items]
+            items = items[ids.index(query["starting_after"]) + 1 :]
+        limit = int(query.get("limit", 10))
+        return {"object": "list", "url": path, "has_more": len(items) > limit, "data": items[:limit]}
+
+    def _upstream_all(self, path: str) -> list[dict[str, Any]]:
+        assert self.upstream is not None
+        found: list[dict[str, Any]] = []
+        while True:
+            query = {"limit": "100", **({"starting_after": found[-1]["id"]} if found else {})}
+            page = httpx.get(self.upstream + path, params=query, headers={"Authorization": "Bearer sk_test"})
+            page.raise_for_status()
+            found += page.json()["data"]
+            if not page.json()["has_more"]:
+                return found
+
+
+def _nested(form: dict[str, str], prefix: str) -> dict[str, str]:
+    """Stripe's form encoding of a hash: `prefix[key]=value`."""
+    return {key[len(prefix) + 1 : -1]: value for key, value in form.items() if key.startswith(prefix + "[")}
+
+
+def _public(session: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in session.items() if not key.startswith("_")}
 
 
 def sign(payload: bytes, timestamp: int, secret: str = WEBHOOK_SECRET) -> str:
