@@ -32,6 +32,7 @@ from mana_credits.kit.edge import edge_middleware
 from mana_credits.kit.errors import EXCEPTION_HANDLERS
 from mana_credits.kit.headers import cors_for_browsers
 from mana_credits.kit.jobs import Job, JobRunner
+from mana_credits.kit.standby import StandbyReads
 from mana_credits.kit.validation import strict_json_body
 from mana_credits.ledger import tasks as ledger_tasks
 from mana_credits.notifications import tasks as notification_tasks
@@ -71,12 +72,15 @@ async def build_context(settings: Settings, clock: Clock | None = None) -> AppCo
         if settings.DATABASE_READ_URL
         else None
     )
+    # No connection at start: a standby may be down while the primary serves.
+    standby = await create_pool(settings.standby_url, size=2, min_size=0) if settings.standby_url else None
     return AppContext(
         settings=settings,
         pool=pool,
         clock=clock or Clock(),
         http=http,
         verifier=verifier,
+        standby_reads=StandbyReads(standby, settings.STANDBY_READ_STALENESS),
         read_pool=read_pool,
     )
 
@@ -88,6 +92,7 @@ async def close_context(ctx: AppContext) -> None:
     await ctx.pool.close()
     if ctx.read_pool is not None:
         await ctx.read_pool.close()
+    await ctx.standby_reads.close()
     await ctx.http.aclose()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +22,15 @@ def writes_go_to_the_primary(url: str) -> bool:
     return bool(attrs) and attrs[-1] in ("read-write", "primary")
 
 
+def standbys_of(url: str) -> str | None:
+    """The same hosts asking for a standby, when the URL names several hosts; else None."""
+    parts = urlsplit(url)
+    if "," not in parts.netloc.rpartition("@")[2]:
+        return None
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    return urlunsplit(parts._replace(query=urlencode({**query, "target_session_attrs": "standby"})))
+
+
 class Settings(BaseSettings):
     # An empty variable means "use the default", as in the old service (`KEY=` in a compose file).
     model_config = SettingsConfigDict(
@@ -32,6 +41,11 @@ class Settings(BaseSettings):
     DATABASE_URL: str | None = None
     # Optional read replica for read-heavy routes (own balance, history); everything else uses DATABASE_URL.
     DATABASE_READ_URL: str | None = None
+    # Where balance reads and the internal sync status are answered while the primary is unreachable:
+    # unset, the standbys of a multi-host DATABASE_URL; "off" never. Only a standby at most
+    # STANDBY_READ_STALENESS seconds behind answers (kit.standby).
+    DATABASE_STANDBY_URL: str | None = None
+    STANDBY_READ_STALENESS: float = Field(default=30.0, gt=0)
     MANA_AUTH_URL: str = "http://localhost:3001"
     JWT_ISSUER: str | None = None
     JWT_AUDIENCE: str = "mana"
@@ -100,6 +114,12 @@ class Settings(BaseSettings):
             if sep and app and key:
                 keys[key] = app
         return keys
+
+    @property
+    def standby_url(self) -> str | None:
+        if self.DATABASE_STANDBY_URL == "off":
+            return None
+        return self.DATABASE_STANDBY_URL or (standbys_of(self.DATABASE_URL) if self.DATABASE_URL else None)
 
     @property
     def trusted_proxies(self) -> str:

@@ -11,6 +11,7 @@ import httpx
 from mana_credits.auth.jwt import JwtVerifier
 from mana_credits.config import Settings
 from mana_credits.kit.clock import Clock
+from mana_credits.kit.standby import StandbyReads
 
 
 @dataclass
@@ -20,6 +21,8 @@ class AppContext:
     clock: Clock
     http: httpx.AsyncClient
     verifier: JwtVerifier
+    # Balance reads and the sync status, answered by a standby while the primary is away (kit.standby).
+    standby_reads: StandbyReads
     # DATABASE_READ_URL's pool, else None. Only reads that may lag a moment behind a write go there
     # (a user's own balance and history); see `reader`.
     read_pool: asyncpg.Pool | None = None

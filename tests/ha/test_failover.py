@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from mana_credits.ledger.audit import audit
-from tests.faults.conftest import ServerProcess
+from tests.faults.conftest import OwnPostgres, ServerProcess
 from tests.ha.cluster import Cluster, Node, missing
 
 pytestmark = pytest.mark.ha
@@ -36,11 +36,12 @@ pytestmark = pytest.mark.ha
 USERS = [f"ha-user-{n}" for n in range(12)]
 RESULTS = Path(__file__).parents[2] / "bench" / "results"
 KEY = "ha-service-key"
+READS = {"read", "status"}
 
 
 @dataclass
 class Call:
-    kind: str  # debit (keyless), keyed, grant, read
+    kind: str  # debit (keyless), keyed, grant; read (balance), status (sync)
     ref: str  # the description, key or reference that finds its effect
     started: float
     ended: float
@@ -55,18 +56,20 @@ class Workload:
         self.running = True
         self.counter = 0
 
-    async def _one(self, client: httpx.AsyncClient, worker: int) -> None:
+    async def _one(self, client: httpx.AsyncClient, kinds: tuple[str, ...]) -> None:
         self.counter += 1
         n = self.counter
         base = self.bases[n % len(self.bases)]
         user = USERS[n % len(USERS)]
         headers = {"X-Service-Key": KEY, "X-App-Id": "chat"}
-        kind = ("debit", "debit", "keyed", "grant", "read")[n % 5]
+        kind = kinds[n % len(kinds)]
         ref = f"ha-{kind}-{n}"
         started = time.monotonic()
         try:
             if kind == "read":
                 answer = await client.get(f"{base}/api/v1/internal/credits/balance/{user}", headers=headers)
+            elif kind == "status":  # mana-sync's gate
+                answer = await client.get(f"{base}/api/v1/internal/sync/status/{user}", headers=headers)
             elif kind == "grant":
                 body = {"userId": user, "amount": 1, "reason": "ha", "referenceId": ref}
                 answer = await client.post(
@@ -83,14 +86,19 @@ class Workload:
             status, code = 0, None
         self.calls.append(Call(kind, ref, started, time.monotonic(), status, code))
 
-    async def run(self, clients: int = 8) -> None:
-        async def worker(number: int) -> None:
+    async def run(self, writers: int = 8, readers: int = 2) -> None:
+        """Readers of their own: a reader waiting behind a hung write would count as reads unavailable."""
+
+        async def worker(kinds: tuple[str, ...]) -> None:
             async with httpx.AsyncClient(timeout=40) as client:
                 while self.running:
-                    await self._one(client, number)
+                    await self._one(client, kinds)
                     await asyncio.sleep(0.01)
 
-        await asyncio.gather(*(worker(n) for n in range(clients)))
+        await asyncio.gather(
+            *(worker(("debit", "debit", "keyed", "grant")) for _ in range(writers)),
+            *(worker(("read", "status")) for _ in range(readers)),
+        )
 
 
 def longest_gap(calls: list[Call], start: float, end: float, kinds: set[str]) -> float:
@@ -117,29 +125,61 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
         await asyncio.to_thread(found.stop)
 
 
-async def test_acknowledged_writes_survive_every_fault(cluster: Cluster, tmp_path: Path) -> None:
-    hosts = ",".join(f"127.0.0.1:{n.pg_port}" for n in cluster.nodes)
-    url = f"postgresql://postgres:{cluster_password()}@{hosts}/postgres?target_session_attrs=read-write"
-    env = {"MANA_SERVICE_KEYS": f"chat:{KEY}", "MANA_SERVICE_KEY": KEY, "MANA_CREDITS_SCHEDULER": "false"}
-    replicas = [ServerProcess(url, tmp_path / f"replica{n}", **env) for n in range(2)]
-    for replica in replicas:
-        await replica.start()
+async def seed(base: str) -> None:
     async with httpx.AsyncClient(timeout=30) as client:
         for user in USERS:
             seed = {"userId": user, "amount": 1_000_000, "reason": "seed", "referenceId": f"seed-{user}"}
             answer = await client.post(
-                f"{replicas[0].base}/api/v1/internal/credits/grant", json=seed,
+                f"{base}/api/v1/internal/credits/grant", json=seed,
                 headers={"X-Service-Key": KEY, "X-App-Id": "chat"},
             )  # fmt: skip
             assert answer.status_code == 200, answer.text
+
+
+def writes_per_second(workload: Workload, start: float, end: float) -> float:
+    done = [c for c in workload.calls if c.kind not in READS and c.status == 200 and start <= c.ended <= end]
+    return len(done) / (end - start)
+
+
+async def single_node_writes_per_second(folder: Path, env: dict[str, str]) -> float:
+    """The same workload on one PostgreSQL without replication, for the figures."""
+    pg = OwnPostgres(folder)
+    url = await asyncio.to_thread(pg.start)
+    replicas = [ServerProcess(url, folder / f"replica{n}", **env) for n in range(2)]
+    try:
+        for replica in replicas:
+            await replica.start()
+        await seed(replicas[0].base)
+        workload = Workload([r.base for r in replicas])
+        running = asyncio.create_task(workload.run())
+        start = time.monotonic()
+        await asyncio.sleep(10)
+        workload.running = False
+        await running
+        return writes_per_second(workload, start, start + 10)
+    finally:
+        for replica in replicas:
+            await replica.kill()
+        await asyncio.to_thread(pg.stop)
+
+
+async def test_acknowledged_writes_survive_every_fault(cluster: Cluster, tmp_path: Path) -> None:
+    hosts = ",".join(f"127.0.0.1:{n.pg_port}" for n in cluster.nodes)
+    url = f"postgresql://postgres:{cluster_password()}@{hosts}/postgres?target_session_attrs=read-write"
+    env = {"MANA_SERVICE_KEYS": f"chat:{KEY}", "MANA_SERVICE_KEY": KEY, "MANA_CREDITS_SCHEDULER": "false"}
+    single_node = await single_node_writes_per_second(tmp_path / "single", env)
+    replicas = [ServerProcess(url, tmp_path / f"replica{n}", **env) for n in range(2)]
+    for replica in replicas:
+        await replica.start()
+    await seed(replicas[0].base)
 
     workload = Workload([r.base for r in replicas])
     running = asyncio.create_task(workload.run())
     figures: list[dict[str, Any]] = []
     try:
+        start = time.monotonic()
         await asyncio.sleep(10)
-        quiet = [c for c in workload.calls if c.kind != "read" and c.status == 200]
-        throughput = len(quiet) / 10
+        throughput = writes_per_second(workload, start, start + 10)
         for kind, fault in FAULTS:
             started = time.monotonic()
             await asyncio.to_thread(fault, cluster)
@@ -157,7 +197,7 @@ async def test_acknowledged_writes_survive_every_fault(cluster: Cluster, tmp_pat
                 "fault": kind,
                 "recovered_seconds": round(recovered, 1),
                 "write_unavailability_seconds": round(gap({"debit", "keyed", "grant"}), 1),
-                "read_unavailability_seconds": round(gap({"read"}), 1),
+                "read_unavailability_seconds": round(gap(READS), 1),
                 "statuses": sorted({f"{c.status}{':' + c.code if c.code else ''}" for c in window}),
             })  # fmt: skip
     finally:
@@ -173,7 +213,7 @@ async def test_acknowledged_writes_survive_every_fault(cluster: Cluster, tmp_pat
     for standby in standbys:
         await catch_up(leader, standby)
         assert await check(standby, workload.calls, run_audit=False) == verdict, standby.name
-    record(figures, verdict, throughput)
+    record(figures, verdict, throughput, single_node)
     assert verdict["lost"] == 0 and verdict["duplicated"] == 0, verdict
     assert verdict["server_errors"] == 0, verdict
     assert verdict["lied"] == [], verdict
@@ -201,7 +241,7 @@ async def check(node: Node, calls: list[Call], *, run_audit: bool = True) -> dic
     finally:
         await conn.close()
     found = {r["description"]: r["n"] for r in rows} | {r["ref"]: r["n"] for r in grants}
-    writes = [c for c in calls if c.kind != "read"]
+    writes = [c for c in calls if c.kind not in READS]
     acknowledged = [c for c in writes if 200 <= c.status < 300]
     return {
         "acknowledged": len(acknowledged),
@@ -240,13 +280,16 @@ async def catch_up(leader: Node, standby: Node) -> None:
     raise AssertionError(f"{standby.name} did not catch up")
 
 
-def record(figures: list[dict[str, Any]], verdict: dict[str, Any], throughput: float) -> None:
+def record(
+    figures: list[dict[str, Any]], verdict: dict[str, Any], throughput: float, single_node: float
+) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     day = datetime.now(UTC).strftime("%Y-%m-%d")
     report = {
         "command": "make test-ha",
         "topology": "etcd + 3 Patroni 4.1.5 nodes (synchronous_mode), 2 service replicas, loopback",
         "writes_per_second_before_faults": round(throughput, 1),
+        "writes_per_second_single_node": round(single_node, 1),
         "faults": figures,
         "verdict": verdict,
     }

@@ -85,3 +85,23 @@ def test_a_multi_host_url_must_ask_for_the_primary(url: str, refused: bool) -> N
             settings.check_safe_to_start()
     else:
         settings.check_safe_to_start()
+
+
+@pytest.mark.parametrize(
+    ("url", "standby_setting", "expected"),
+    [
+        (
+            "postgresql://u:p@h1:5432,h2:5432/db?target_session_attrs=read-write&sslmode=disable",
+            None,
+            "postgresql://u:p@h1:5432,h2:5432/db?target_session_attrs=standby&sslmode=disable",
+        ),
+        ("postgresql://u:p@h1:5432,h2:5432/db?target_session_attrs=read-write", "off", None),
+        ("postgresql://u:p@h1:5432/db", None, None),
+        ("postgresql://u:p@h1:5432/db", "postgresql://u:p@h9:5432/db", "postgresql://u:p@h9:5432/db"),
+    ],
+)
+def test_reads_during_a_failover_go_to_the_standbys_of_the_url(
+    url: str, standby_setting: str | None, expected: str | None
+) -> None:
+    settings = Settings(DATABASE_URL=url, DATABASE_STANDBY_URL=standby_setting)
+    assert settings.standby_url == expected

@@ -131,8 +131,10 @@ async def balance_of(ctx: AppContext, user_id: str) -> Balance:
     if found is None:
 
         async def read(user_ids: list[str]) -> list[Balance | Exception]:
-            async with ctx.reader.acquire() as conn:
+            async def query(conn: Conn) -> list[Balance | Exception]:
                 return [*await ledger.get_balances(conn, user_ids)]
+
+            return await ctx.standby_reads.read(ctx.reader, query)
 
         found = ctx.extras[_BALANCE_READS] = Batcher(read)
     assert isinstance(found, Batcher)
@@ -206,8 +208,10 @@ public_routes = Router(path="/api/v1/credits", route_handlers=[operations], tags
 
 @get("/balance/{user_id:str}")
 async def user_balance(ctx: AppContext, caller: ServiceCaller, user_id: UserIdParam) -> AccountSummary:
-    async with ctx.pool.acquire() as conn:
+    async def query(conn: Conn) -> AccountSummary:
         return await ledger.account_summary(conn, user_id)
+
+    return await ctx.standby_reads.read(ctx.pool, query)
 
 
 @post("/use", status_code=200)

@@ -28,14 +28,14 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 SESSION = {"timezone": "UTC", "default_transaction_isolation": "read committed"}
 
 
-async def create_pool(dsn: str, *, size: int = 5) -> asyncpg.Pool:
+async def create_pool(dsn: str, *, size: int = 5, min_size: int = 1) -> asyncpg.Pool:
     """asyncpg's reset query on release stays although it costs a round trip per request: it is also what
     finds a connection an outage left half-way through a message exchange, and closes it instead of
     handing it to the next request (a no-op reset let one such connection answer a 500). The group commit
     keeps one connection between its batches instead (ledger.group says why that is safe there)."""
     pool = await asyncpg.create_pool(
         dsn,
-        min_size=1,
+        min_size=min_size,
         max_size=size,
         init=init_connection,
         connect=Dialer(),

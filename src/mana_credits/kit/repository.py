@@ -1,4 +1,5 @@
-"""SQL of the kit: the idempotency key table (credits.idempotency_keys) and the sampled money gauges."""
+"""SQL of the kit: the idempotency key table (credits.idempotency_keys), the sampled money gauges and how
+current a standby is."""
 
 from __future__ import annotations
 
@@ -88,3 +89,20 @@ async def money_gauges(conn: Conn) -> MoneyGauges:
     row = await conn.fetchrow(_MONEY_GAUGES)
     assert row is not None  # aggregates without GROUP BY: always one row
     return from_record(MoneyGauges, row)
+
+
+# A primary (a standby promoted meanwhile) is current; a standby is current enough when it has applied all
+# the WAL it received and its last news from the primary (a message or a replayed commit) is recent.
+_CURRENT = """
+SELECT NOT pg_is_in_recovery() OR coalesce(
+    pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn()
+    AND now() - greatest(
+        pg_last_xact_replay_timestamp(), (SELECT max(last_msg_receipt_time) FROM pg_stat_wal_receiver)
+    ) <= make_interval(secs => $1),
+    false)
+"""
+
+
+async def standby_current(conn: Conn, staleness: float) -> bool:
+    """Whether this connection's server may answer reads at most `staleness` seconds old (kit.standby)."""
+    return bool(await conn.fetchval(_CURRENT, staleness))

@@ -83,8 +83,12 @@ personal_routes = Router(
 
 @get("/status/{user_id:str}")
 async def user_status(ctx: AppContext, caller: ServiceCaller, user_id: UserIdParam) -> SyncStatus:
-    async with ctx.pool.acquire() as conn:
+    """mana-sync's gate, for every user every few minutes: answered by a standby during a failover."""
+
+    async def query(conn: Conn) -> SyncStatus:
         return await service.status(conn, user_id, ctx.clock.now())
+
+    return await ctx.standby_reads.read(ctx.pool, query)
 
 
 @post("/charge-recurring", status_code=200)
