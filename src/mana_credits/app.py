@@ -19,6 +19,7 @@ from mana_credits.auth import devkey
 from mana_credits.auth.dependencies import CTX
 from mana_credits.auth.jwt import JwtVerifier
 from mana_credits.books import endpoints as books_endpoints
+from mana_credits.books import tasks as books_tasks
 from mana_credits.config import Settings
 from mana_credits.context import AppContext
 from mana_credits.credits import endpoints as credits_endpoints
@@ -48,7 +49,15 @@ MAX_BODY_BYTES = 64 * 1024
 # Lifespan shutdown budget; the server kills a worker still alive after server.WORKER_KILL_SECONDS.
 SHUTDOWN_SECONDS = 10.0
 
-JOB_SOURCES = [ledger_tasks, credits_tasks, gifts_tasks, payments_tasks, sync_tasks, notification_tasks]
+JOB_SOURCES = [
+    books_tasks,
+    ledger_tasks,
+    credits_tasks,
+    gifts_tasks,
+    payments_tasks,
+    sync_tasks,
+    notification_tasks,
+]
 
 
 async def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:

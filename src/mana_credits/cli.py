@@ -31,6 +31,9 @@ app.add_typer(payments_cli.app, name="packages", help="List, add and deactivate 
 app.add_typer(gifts_cli.app, name="gifts", help="Gift operator commands (expiry sweep).")
 app.add_typer(sync_cli.app, name="billing", help="Cloud-sync billing (run renewals now).")
 app.add_typer(support_cli.user_app, name="user", help="Look up one user (support).")
+app.add_typer(
+    books_cli.stripe_app, name="stripe", help="Reconcile with Stripe (payments, refunds, disputes)."
+)
 app.command()(support_cli.grant)
 app.command()(support_cli.export)
 app.command()(books_cli.statement)

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     STRIPE_SECRET_KEY: str | None = None
     STRIPE_WEBHOOK_SECRET: str | None = None
     STRIPE_API_BASE: str | None = None
+    # The Stripe reconciliation job (books/tasks.py): how often, over how many days back, and whether it
+    # applies what lost webhooks missed. Off without STRIPE_SECRET_KEY or with the interval 0.
+    STRIPE_RECONCILE_INTERVAL_SECONDS: int = Field(default=86400, ge=0)
+    STRIPE_RECONCILE_DAYS: int = Field(default=7, ge=1, le=365)
+    STRIPE_RECONCILE_FIX: bool = True
     CORS_ORIGINS: str = "http://localhost:5173,http://localhost:5180"
     MANA_NOTIFY_URL: str = "http://localhost:3040"
     # 0 switches the renewal job off (an external cron calls the internal charge-recurring trigger).

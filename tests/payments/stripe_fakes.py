@@ -64,8 +64,8 @@ class StripeStub(ThreadedStub):
     every other request to localstripe: one Stripe test server for both ways to pay. It keeps the sessions
     it made (`complete_session` pays one, with a PaymentIntent of its own) and disputes (`add_dispute`),
     and answers the list endpoints (PaymentIntents, refunds, Checkout Sessions, disputes) as Stripe does:
-    newest first, `created[gte]`/`created[lt]` and `status` filters, `limit` and `starting_after` paging
-    (localstripe pages but filters by nothing)."""
+    newest first, filtered by `created[gte]`/`created[lt]`, `status` and `payment_intent`, paged by `limit`
+    and `starting_after` (localstripe pages but filters by nothing)."""
 
     LISTS = ("/v1/payment_intents", "/v1/refunds", "/v1/checkout/sessions", "/v1/disputes")
 
@@ -175,8 +175,9 @@ class StripeStub(ThreadedStub):
             items = list(self.disputes)
         since, before = int(query.get("created[gte]", 0)), int(query.get("created[lt]", 2**40))
         items = [item for item in items if since <= item["created"] < before]
-        if "status" in query:
-            items = [item for item in items if item["status"] == query["status"]]
+        for name in ("status", "payment_intent"):
+            if name in query:
+                items = [item for item in items if item.get(name) == query[name]]
         items.sort(key=lambda item: (item["created"], item["id"]), reverse=True)
         if "starting_after" in query:
             ids = [item["id"] for item in items]

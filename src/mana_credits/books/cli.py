@@ -12,10 +12,14 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from mana_credits.config import Settings
 from mana_credits.kit.cli import answer, console, with_connection
 
 if TYPE_CHECKING:  # the database driver loads with the command, not with every `mana-credits` start
+    from mana_credits.books.reconcile import Report
     from mana_credits.books.schemas import Statement
+
+stripe_app = typer.Typer(no_args_is_help=True)
 
 
 class Format(StrEnum):
@@ -143,3 +147,73 @@ def _table(found: Statement) -> None:
     for problem in found.problems:
         answer.print(f"[red]does not reconcile[/red] ({problem.check}): {problem.message}", soft_wrap=True,
                      highlight=False)  # fmt: skip
+
+
+@stripe_app.command("reconcile")
+def reconcile(
+    since: datetime = typer.Option(
+        ..., "--since", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M"], help="from this day (Europe/Berlin) on"
+    ),
+    fix: bool = typer.Option(False, "--fix", help="apply what lost webhooks missed, as the webhook would"),
+) -> None:
+    """Match Stripe's payments, refunds and disputes since a day against our purchases and ledger rows;
+    exit 1 while a discrepancy is left for a person (or, without --fix, any is found)."""
+    import asyncio
+
+    from mana_credits.kit.cli import database, refuse
+
+    settings = Settings()
+    if not settings.STRIPE_SECRET_KEY:
+        refuse("STRIPE_SECRET_KEY is not set: there is no Stripe account to reconcile with")
+    start = since.replace(tzinfo=ZoneInfo("Europe/Berlin"))
+    with database(settings) as url:
+        report = asyncio.run(_reconcile(url, settings, start, fix))
+    _print_report(report)
+    if report.open:
+        raise typer.Exit(1)
+
+
+async def _reconcile(url: str, settings: Settings, since: datetime, fix: bool) -> Report:
+    from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+    from mana_credits.books import reconcile as books_reconcile
+    from mana_credits.db.pool import connect
+    from mana_credits.payments.stripe_client import StripeGateway
+
+    stripe = StripeGateway(settings)
+    conn = await connect(url)
+    columns = (SpinnerColumn(), TextColumn("{task.description}: {task.completed}"), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=not sys.stderr.isatty()) as progress:
+            tasks: dict[str, TaskID] = {}
+
+            def tick(name: str) -> None:
+                if name not in tasks:
+                    tasks[name] = progress.add_task(f"read from Stripe: {name.replace('_', ' ')}", total=None)
+                progress.advance(tasks[name])
+
+            return await books_reconcile.reconcile(conn, stripe, since, fix=fix, tick=tick)
+    finally:
+        await conn.close()
+        await stripe.aclose()
+
+
+def _print_report(report: Report) -> None:
+    from mana_credits.books.reconcile import KINDS
+
+    seen = ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in report.seen.items()) or "nothing"
+    answer.print(
+        f"Stripe since {report.since:%Y-%m-%d %H:%M %Z}: read {seen}", soft_wrap=True, highlight=False
+    )
+    for finding in report.findings:
+        state = "[green]fixed[/green]" if finding.fixed else "[red]for a person[/red]"
+        if not finding.fixed and finding.fixable:
+            state = "[yellow]fixable with --fix[/yellow]"
+        answer.print(
+            f"{KINDS[finding.kind]}: {finding.stripe_id}, purchase {finding.purchase_id or '-'} of "
+            f"{finding.user_id or '-'}: {finding.detail} -> {state}",
+            soft_wrap=True, highlight=False,
+        )  # fmt: skip
+    fixed = sum(1 for finding in report.findings if finding.fixed)
+    summary = f"{len(report.findings)} discrepancies, {fixed} fixed, {len(report.open)} open"
+    answer.print(f"[{'red' if report.open else 'green'}]{summary}[/]", soft_wrap=True, highlight=False)

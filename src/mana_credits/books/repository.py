@@ -8,12 +8,14 @@ caller's repeatable-read transaction).
 from __future__ import annotations
 
 from datetime import datetime
+from uuid import UUID
 
 import msgspec
 
 from mana_credits.books.schemas import Holds
 from mana_credits.db.pool import Conn
 from mana_credits.kit.records import from_record
+from mana_credits.payments.schemas import PurchaseReturns
 
 # Details beyond this many per kind (the largest first) are folded into one line: usage descriptions are
 # the callers' free text, and a statement must stay a page.
@@ -222,3 +224,29 @@ async def reserved_and_held(conn: Conn) -> tuple[int, int]:
     )
     assert row is not None
     return int(row["reserved"]), int(row["held"])
+
+
+# ---- the Stripe reconciliation's side: our purchases ----
+
+
+# Our purchase as the reversal rule sees it (payments' own struct), with the returns it has booked.
+_PURCHASE_COLUMNS = (
+    "id, user_id, status::text AS status, credits, price_euro_cents, stripe_payment_intent_id, "
+    "credits_reversed, amount_refunded, amount_disputed, 0 AS refund_failed"
+)
+
+
+async def credited_since(conn: Conn, since: datetime) -> list[PurchaseReturns]:
+    """Purchases started since `since` that were credited: each must have been paid at Stripe."""
+    rows = await conn.fetch(
+        f"SELECT {_PURCHASE_COLUMNS} FROM credits.purchases "
+        "WHERE created_at >= $1 AND status = 'completed' ORDER BY created_at, id",
+        since,
+    )
+    return [from_record(PurchaseReturns, row) for row in rows]
+
+
+async def purchase(conn: Conn, purchase_id: UUID) -> PurchaseReturns:
+    row = await conn.fetchrow(f"SELECT {_PURCHASE_COLUMNS} FROM credits.purchases WHERE id = $1", purchase_id)
+    assert row is not None
+    return from_record(PurchaseReturns, row)

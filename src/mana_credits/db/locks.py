@@ -10,6 +10,7 @@ from mana_credits.db.pool import Conn
 
 MIGRATE = "mana-credits:migrate"
 AUDIT = "mana-credits:audit"
+STRIPE_RECONCILE = "mana-credits:stripe-reconcile"
 
 
 def key_sql(param: str) -> str:

@@ -49,6 +49,12 @@ AUDIT_OFFENDERS = Gauge(
     "Users violating the ledger invariant at the last audit",
     multiprocess_mode="livemax",
 )
+STRIPE_DISCREPANCIES = Gauge(
+    "mana_credits_stripe_discrepancies",
+    "Discrepancies with Stripe at the last reconciliation, by kind; state open (for a person) or fixed",
+    ["kind", "state"],
+    multiprocess_mode="livemax",
+)
 AUDIT_LAST_RUN = Gauge(
     "mana_credits_audit_last_run_timestamp_seconds",
     "When the last audit finished",

@@ -155,16 +155,22 @@ async def take_back_returned(conn: Conn, purchase_id: UUID, *, refunded: int = 0
     return await _reconcile(conn, row, event_id)
 
 
+def reversal_target(price: int, credits: int, refunded: int, refund_failed: int, disputed: int) -> int:
+    """The credits a purchase must have reversed for the money returned: refunds (less the failed ones) and
+    disputes that are chargebacks, proportionally, rounded down (books/reconcile.py asks the same)."""
+    returned = min(price, max(0, refunded - refund_failed) + disputed)
+    return credits * returned // price
+
+
 async def _reconcile(conn: Conn, row: PurchaseReturns, event_id: str) -> int:
     """Move credits so that the reversed part matches the money returned; returns the credits taken
     (negative when given back)."""
     if row.status != "completed":
         return 0
     purchase_id = row.id
-    price, credits = row.price_euro_cents, row.credits
-    refunded = max(0, row.amount_refunded - row.refund_failed)
-    returned = min(price, refunded + row.amount_disputed)
-    target = credits * returned // price
+    credits = row.credits
+    target = reversal_target(row.price_euro_cents, credits, row.amount_refunded, row.refund_failed,
+                             row.amount_disputed)  # fmt: skip
     delta = target - row.credits_reversed
     if delta == 0:
         return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -136,6 +137,22 @@ class StripeGateway:
             checkout_session_id=session.id,
             checkout_url=session.url,
         )
+
+    async def listed(self, resource: str, **params: Any) -> AsyncIterator[dict[str, Any]]:
+        """Every object of a Stripe list (`payment_intents`, `checkout.sessions`, `refunds`, `disputes`),
+        newest first, 100 a page through the SDK's auto-paging; each as a plain dict (its wire form)."""
+        import stripe
+
+        service: Any = self.client.v1
+        for part in resource.split("."):
+            service = getattr(service, part)
+        first = await _call(service.list_async(params={"limit": 100, **params}))
+        try:
+            async for item in first.auto_paging_iter():
+                yield item.to_dict()
+        except stripe.StripeError as exc:  # a later page
+            log.error("stripe list %s failed: %s (%s)", resource, type(exc).__name__, exc.user_message or exc)
+            raise PaymentProviderError() from exc
 
 
 async def _call(request: Any) -> Any:
