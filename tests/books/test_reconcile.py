@@ -108,14 +108,26 @@ async def test_what_no_event_can_settle_is_left_for_a_person(books: Books) -> No
     })  # fmt: skip
     short = await books.checkout("gina")
     books.stub.complete_session(await books.session_of(short), amount=400)  # paid less than the price
+    twice = await books.checkout("ida")
+    await books.complete_checkout(twice)  # credited; then the same purchase is paid again, by a PaymentIntent
+    again = await books.sdk.v1.payment_intents.create_async(params={
+        "amount": 500, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True,
+        "metadata": {"purchaseId": twice["id"], "userId": twice["userId"]},
+    })  # fmt: skip
+    assert again.status == "succeeded"
 
     code, out = await _reconcile(books, "--fix")
 
     assert code == 1
     assert "credited but not paid" in out and forged["id"] in out
     assert "amount or currency mismatch" in out and "paid 400 eur" in out
-    assert out.count("for a person") == 2 and "2 discrepancies, 0 fixed, 2 open" in out
-    assert (await books.balance("frank"), await books.balance("gina")) == (500, 0)
+    assert "paid twice for one purchase" in out and again.id in out
+    assert out.count("for a person") == 3 and "3 discrepancies, 0 fixed, 3 open" in out
+    assert (await books.balance("frank"), await books.balance("gina"), await books.balance("ida")) == (
+        500,
+        0,
+        500,
+    )
 
 
 async def test_the_daily_job_fixes_a_lost_webhook_and_exports_what_it_found(books: Books) -> None:

@@ -6,13 +6,15 @@ amount or currency mismatches, refunds and lost disputes not yet reversed, rever
 `fix` applies a missing effect by handing Stripe's object, as the event Stripe would have sent, to the
 webhook intake (`payments.webhooks.process`, in a transaction of its own), so the same exactly-once rules
 hold (the purchase's claim, the returned totals that only move the difference): a later webhook or a second
-fix changes nothing. What no event can settle (credited but not paid, a mismatch) is left for a person.
+fix changes nothing. What no event can settle (credited but not paid, a mismatch, a second payment) is left
+for a person.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -38,6 +40,7 @@ KINDS = {
     "credited_not_paid": "credited but not paid",
     "amount_mismatch": "amount or currency mismatch",
     "paid_unknown_purchase": "paid for a purchase we do not have",
+    "paid_twice": "paid twice for one purchase",
     "return_not_reversed": "refund or lost dispute not reversed",
     "reversal_unknown": "reversal Stripe does not know",
 }
@@ -77,20 +80,19 @@ async def reconcile(
         seen[name] += 1
         tick(name)
 
-    paid: dict[UUID, Finding | None] = {}  # purchases Stripe was paid for, with what was wrong (None: ok)
-    strays: list[Finding] = []
+    payments = _Payments()
     async for item in stripe.listed("payment_intents", created={"gte": stamp}):
         counted("payment_intents")
         if item.get("status") == "succeeded":
-            await _payment(conn, paid, strays, "payment_intent.succeeded", item, fix=fix)
+            await _payment(conn, payments, "payment_intent.succeeded", item, fix=fix)
     async for item in stripe.listed("checkout.sessions", created={"gte": stamp}, status="complete"):
         counted("checkout_sessions")
         if item.get("payment_status") == "paid":
-            await _payment(conn, paid, strays, "checkout.session.completed", item, fix=fix)
-    findings = [finding for finding in paid.values() if finding is not None] + strays
+            await _payment(conn, payments, "checkout.session.completed", item, fix=fix)
+    findings = [finding for finding in payments.by_purchase.values() if finding is not None] + payments.strays
     credited = await repository.credited_since(conn, since)
     for ours in credited:
-        if ours.id not in paid:
+        if ours.id not in payments.by_purchase:
             detail = f"{ours.credits} credits for {ours.price_euro_cents} cents, no payment at Stripe"
             findings.append(_finding("credited_not_paid", ours.stripe_payment_intent_id or "-", ours, detail))
     touched = {
@@ -124,19 +126,24 @@ def _uuid(value: Any) -> UUID | None:
         return None
 
 
+@dataclass
+class _Payments:
+    by_purchase: dict[UUID, Finding | None] = field(default_factory=dict)  # paid, with what is wrong
+    strays: list[Finding] = field(default_factory=list)  # payments that are not one purchase's first
+    intents: set[str] = field(default_factory=set)
+
+
 async def _payment(
-    conn: Conn,
-    paid: dict[UUID, Finding | None],
-    strays: list[Finding],
-    event_type: str,
-    item: dict[str, Any],
-    *,
-    fix: bool,
+    conn: Conn, payments: _Payments, event_type: str, item: dict[str, Any], *, fix: bool
 ) -> None:
     """One payment Stripe took: find its purchase and say what is wrong with it, fixing what can be."""
     metadata = item.get("metadata") or {}
     session = event_type.startswith("checkout.")
     intent = item.get("payment_intent") if session else item["id"]
+    if intent in payments.intents:
+        return  # a Checkout Session and its PaymentIntent are one payment
+    if intent:
+        payments.intents.add(intent)
     found = await payments_repository.find_purchase(
         conn,
         payment_intent_id=intent,
@@ -145,15 +152,19 @@ async def _payment(
     )
     if found is None:
         if metadata.get("purchaseId"):  # ours by its metadata, yet no such purchase
-            strays.append(
+            payments.strays.append(
                 _finding("paid_unknown_purchase", item["id"], None, f"purchaseId {metadata['purchaseId']}")
             )
         return  # else another product on the same Stripe account
-    if found.id in paid:
-        return  # a Checkout Session and its PaymentIntent are one payment
     ours = await repository.purchase(conn, found.id)
     amount = item.get("amount_total") if session else item.get("amount_received") or item.get("amount")
     currency = str(item.get("currency") or "")
+    known = ours.stripe_payment_intent_id if ours.status == "completed" else None
+    if found.id in payments.by_purchase or (intent and known and known != intent):
+        detail = f"another {amount} {currency} for a purchase paid by {known or 'a payment listed before'}"
+        payments.strays.append(_finding("paid_twice", item["id"], ours, detail))
+        return
+    paid = payments.by_purchase
     if amount != ours.price_euro_cents or currency.lower() != CURRENCY:
         detail = f"paid {amount} {currency}, the purchase costs {ours.price_euro_cents} {CURRENCY}"
         paid[found.id] = _finding("amount_mismatch", item["id"], ours, detail)
