@@ -25,7 +25,8 @@ from mana_credits.db.pool import Conn
 from mana_credits.kit.errors import ValidationFailed
 
 ZONE = "Europe/Berlin"
-_MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+# Calendar months of the years 1970-2999 (kit/openapi.py documents the same pattern for the route).
+_MONTH = re.compile(r"(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])")
 
 # The order and words of the flows, as the table shows them.
 KINDS = {
@@ -46,7 +47,7 @@ KINDS = {
 def month_bounds(month: str) -> tuple[datetime, datetime]:
     """`YYYY-MM` to its first instant and the next month's, in Europe/Berlin; 400 otherwise."""
     found = _MONTH.fullmatch(month)
-    if found is None or not 1970 <= int(found[1]) <= 9998:
+    if found is None:
         example = "month must be YYYY-MM (a calendar month, e.g. 2026-11)"
         raise ValidationFailed(example, details={"field": "month", "value": month})
     year, number = int(found[1]), int(found[2])

@@ -121,12 +121,20 @@ def _zero_minimums(schemas: dict[str, Any]) -> None:
             prop["minimum"] = 0
 
 
+# books.service's calendar month, YYYY-MM of the years 1970-2999.
+MONTH = r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$"
+
+
 def _parameters(operation: dict[str, Any]) -> None:
     for parameter in operation.get("parameters", []):
         if parameter.get("name") in ZERO_MINIMUM_PARAMETERS:
             parameter.setdefault("schema", {})["minimum"] = 0
         if parameter.get("name") in UUID_FIELDS:
             parameter["schema"] = dict(_UUID)
+        elif (
+            parameter.get("name") == "month"
+        ):  # the statement's, optional to Litestar so the guard answers first
+            parameter.update(required=True, schema={"type": "string", "pattern": MONTH})
         elif parameter.get("name") == "tz":  # any IANA zone name
             parameter["schema"] = {"type": "string", "enum": sorted(zoneinfo.available_timezones()),
                                    "default": "UTC"}  # fmt: skip
