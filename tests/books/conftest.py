@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -135,6 +136,18 @@ class Books:
         erased = await self.client.delete(f"/api/v1/internal/credits/balance/{carol.id}",
                                           headers=service_headers("mana-auth"))  # fmt: skip
         assert erased.status_code == 200, erased.text
+        expiring = await self.client.post("/api/v1/gifts", json={"totalCredits": 20, "expirationDays": 1},
+                                          headers=bob.headers)  # fmt: skip
+        assert expiring.status_code == 201, expiring.text
+        # A month later on the service's clock (the ledger's rows still carry the database's time): the gift
+        # expires back to bob, alice's Cloud Sync renews.
+        self.shop.clock.offset += timedelta(days=32)
+        try:
+            for job in ("gifts/expire", "sync/charge-recurring"):
+                done = await self.client.post(f"/api/v1/internal/{job}", headers=service_headers())
+                assert done.status_code == 200, done.text
+        finally:
+            self.shop.clock.offset -= timedelta(days=32)
 
 
 @pytest.fixture

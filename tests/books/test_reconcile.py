@@ -145,3 +145,9 @@ async def test_the_daily_job_fixes_a_lost_webhook_and_exports_what_it_found(book
         **{**vars(ctx), "settings": ctx.settings.model_copy(update={"STRIPE_SECRET_KEY": None})}
     )
     assert tasks.jobs(without_keys) == []
+
+
+async def test_without_stripe_keys_reconcile_refuses(books: Books) -> None:
+    code, out = await run_cli("stripe", "reconcile", "--since", "2026-11-01",
+                              env={"DATABASE_URL": books.url, "STRIPE_SECRET_KEY": ""})  # fmt: skip
+    assert code == 2 and "STRIPE_SECRET_KEY" in out
