@@ -5,7 +5,8 @@ their own definitions afterwards, which is much faster than maintaining them row
 query the endpoint runs (`credits.repository.list_transactions`, 50 rows) is timed for the heavy user:
 the first page, a keyset page 900,000 rows deep, and a page filtered by `type` + `appId` that matches
 only 10 of the user's oldest rows (the case that scanned the whole history before its index). Reported:
-p99 in the database (planning + execution of that SQL, EXPLAIN ANALYZE) and p99 of the round trip.
+p99 in the database (planning + execution of that SQL, EXPLAIN ANALYZE) and p99 of the round trip. Then
+S6 on the same rows: a month's statement (bench/statement.py).
 
     .venv/bin/python -m bench.history [--rows 10000000] [--heavy 1000000] [--samples 200]
 """
