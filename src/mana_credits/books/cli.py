@@ -208,7 +208,12 @@ def _print_report(report: Report) -> None:
     for finding in report.findings:
         state = "[green]fixed[/green]" if finding.fixed else "[red]for a person[/red]"
         if not finding.fixed and finding.fixable:
-            state = "[yellow]fixable with --fix[/yellow]"
+            # Applied but refused (the webhook intake logs why, e.g. metadata naming another user).
+            state = (
+                "[red]not applied: see the log[/red]"
+                if report.fixing
+                else "[yellow]fixable with --fix[/yellow]"
+            )
         answer.print(
             f"{KINDS[finding.kind]}: {finding.stripe_id}, purchase {finding.purchase_id or '-'} of "
             f"{finding.user_id or '-'}: {finding.detail} -> {state}",

@@ -58,6 +58,7 @@ class Finding(msgspec.Struct, kw_only=True):
 
 class Report(msgspec.Struct, kw_only=True):
     since: datetime
+    fixing: bool  # fixes were applied (`--fix`)
     seen: dict[str, int]  # Stripe objects read, by list
     findings: list[Finding]
 
@@ -107,7 +108,7 @@ async def reconcile(
         found = await _returns(conn, stripe, intent, fix=fix, counted=counted)
         findings += [found] if found else []
     _export(findings)
-    return Report(since=since, seen=dict(seen), findings=findings)
+    return Report(since=since, fixing=fix, seen=dict(seen), findings=findings)
 
 
 def _finding(
