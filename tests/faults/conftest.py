@@ -151,6 +151,7 @@ class ServerProcess:
 
     def __init__(self, url: str, data_dir: Path, workers: int = 1, /, **env: str) -> None:
         self.port = free_port()
+        self.log: Path | None = None  # where its output goes (set before start), else nowhere
         self.workers = workers
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -160,11 +161,18 @@ class ServerProcess:
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            CLI, "serve", "--host", "127.0.0.1", "--workers", str(self.workers), env=self.env,
-            start_new_session=True,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
+        """Its output goes to `log` when given, else nowhere."""
+        # The child keeps its own descriptor of the log; ours is closed once it runs.
+        log = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND) if self.log else None
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                CLI, "serve", "--host", "127.0.0.1", "--workers", str(self.workers), env=self.env,
+                start_new_session=True, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL if log is None else log,
+            )  # fmt: skip
+        finally:
+            if log is not None:
+                os.close(log)
         async with httpx.AsyncClient(timeout=2) as client:
             for _ in range(600):
                 try:

@@ -168,8 +168,10 @@ async def test_acknowledged_writes_survive_every_fault(cluster: Cluster, tmp_pat
     url = f"postgresql://postgres:{cluster_password()}@{hosts}/postgres?target_session_attrs=read-write"
     env = {"MANA_SERVICE_KEYS": f"chat:{KEY}", "MANA_SERVICE_KEY": KEY, "MANA_CREDITS_SCHEDULER": "false"}
     single_node = await single_node_writes_per_second(tmp_path / "single", env)
+    logs = [tmp_path / f"replica{n}.log" for n in range(2)]
     replicas = [ServerProcess(url, tmp_path / f"replica{n}", **env) for n in range(2)]
-    for replica in replicas:
+    for replica, log in zip(replicas, logs, strict=True):
+        replica.log = log
         await replica.start()
     await seed(replicas[0].base)
 
@@ -195,6 +197,7 @@ async def test_acknowledged_writes_survive_every_fault(cluster: Cluster, tmp_pat
 
             figures.append({
                 "fault": kind,
+                "started_at": round(started - workload.calls[0].started, 1),
                 "recovered_seconds": round(recovered, 1),
                 "write_unavailability_seconds": round(gap({"debit", "keyed", "grant"}), 1),
                 "read_unavailability_seconds": round(gap(READS), 1),
@@ -214,6 +217,18 @@ async def test_acknowledged_writes_survive_every_fault(cluster: Cluster, tmp_pat
         await catch_up(leader, standby)
         assert await check(standby, workload.calls, run_audit=False) == verdict, standby.name
     record(figures, verdict, throughput, single_node)
+    if verdict["lied"]:  # what the replicas decided after each cut, and when each lie was answered
+        lied = [(c.ref, round(c.started - workload.calls[0].started, 1), c.code) for c in workload.calls
+                if c.ref in verdict["lied"]]  # fmt: skip
+        cuts = [line for log in logs for line in log.read_text().splitlines() if "session was cut" in line]
+        conn = await asyncpg.connect(leader.url)
+        try:
+            rows = await conn.fetch("SELECT id, created_at, description FROM credits.transactions "
+                                    "WHERE description = ANY($1::text[])", verdict["lied"])  # fmt: skip
+        finally:
+            await conn.close()
+        print("rows:", [dict(r) for r in rows], "leader:", leader.name, leader.pg_port)
+        print("lied:", lied, "faults:", [(f["fault"], f["started_at"]) for f in figures], *cuts, sep="\n")
     assert verdict["lost"] == 0 and verdict["duplicated"] == 0, verdict
     assert verdict["server_errors"] == 0, verdict
     assert verdict["lied"] == [], verdict

@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from uuid import UUID
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from mana_credits.kit import money_metrics
+from mana_credits.kit.errors import DATABASE_UNAVAILABLE
 from mana_credits.ledger.errors import OutcomeUnknown
 from mana_credits.ledger.schemas import Entry, Transaction
+
+log = logging.getLogger("mana_credits.ledger")
 
 # How long finding out may take before the answer is OutcomeUnknown (the database may be restarting).
 SETTLE_SECONDS = 5.0
@@ -83,11 +87,18 @@ async def settle(
                 gone = bool(await fresh.fetchval(_STOP, pid, _GONE_WAIT_MS))
                 rows = await fresh.fetch(_FIND, ids)
             break
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            if loop.time() >= deadline:  # the database does not answer (restarting, unreachable)
+        # Whatever stands between us and the answer (the database restarting, unreachable, or for a moment
+        # without a writable server during a failover, which asyncpg's connect tells as an internal client
+        # error) is waited out until the deadline: no error may escape as "nothing was done".
+        except (*DATABASE_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            if loop.time() >= deadline:
                 raise OutcomeUnknown() from exc
             await asyncio.sleep(0.2)
     found = {row["id"]: entry_of(row) for row in rows}
+    log.warning(
+        "a debit's session was cut: backend %s %s, %d of %d ledger ids found",
+        pid, "gone" if gone else "outlived the wait", len(found), len(ids),
+    )  # fmt: skip
     for entry in found.values():
         money_metrics.moved(entry.transaction.amount, entry.transaction.app_id, entry.transaction.type)
     return found, gone
