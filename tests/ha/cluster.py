@@ -196,13 +196,17 @@ class Cluster:
         raise AssertionError(f"{what} after {bound} s")
 
     def switchover(self, to: Node) -> None:
+        """A planned switchover to `to`, returning once it leads (patronictl may answer 0 when Patroni
+        refused, e.g. a candidate that is not the synchronous standby)."""
         leader = self.leader()
         assert leader is not None
-        subprocess.run(
+        done = subprocess.run(
             [str(PATRONICTL), "-c", str(leader.home / "patroni.json"), "switchover", "mana",
              "--leader", leader.name, "--candidate", to.name, "--force"],
             check=True, capture_output=True, user=USER, timeout=60,
         )  # fmt: skip
+        answer = (done.stdout + done.stderr).decode(errors="replace")
+        self.wait_for(lambda: self.leader() is to, 60, f"no switchover to {to.name} ({answer.strip()})")
 
     def kill_node(self, node: Node) -> None:
         """The node's machine is gone: Patroni and PostgreSQL die at once."""

@@ -41,7 +41,7 @@ READS = {"read", "status"}
 
 @dataclass
 class Call:
-    kind: str  # debit (keyless), keyed, grant; read (balance), status (sync)
+    kind: str  # debit (keyless), keyed, grant, hold (reserve + commit); read (balance), status (sync)
     ref: str  # the description, key or reference that finds its effect
     started: float
     ended: float
@@ -70,6 +70,8 @@ class Workload:
                 answer = await client.get(f"{base}/api/v1/internal/credits/balance/{user}", headers=headers)
             elif kind == "status":  # mana-sync's gate
                 answer = await client.get(f"{base}/api/v1/internal/sync/status/{user}", headers=headers)
+            elif kind == "hold":  # reserved, then committed with the ref as its description; both keyed
+                answer = await self._hold(client, base, user, ref, headers)
             elif kind == "grant":
                 body = {"userId": user, "amount": 1, "reason": "ha", "referenceId": ref}
                 answer = await client.post(
@@ -86,6 +88,22 @@ class Workload:
             status, code = 0, None
         self.calls.append(Call(kind, ref, started, time.monotonic(), status, code))
 
+    @staticmethod
+    async def _hold(
+        client: httpx.AsyncClient, base: str, user: str, ref: str, headers: dict[str, str]
+    ) -> httpx.Response:
+        internal = f"{base}/api/v1/internal/credits"
+        body = {"userId": user, "amount": 2, "reason": f"research:{ref}"}
+        held = await client.post(
+            f"{internal}/reserve", json=body, headers={**headers, "Idempotency-Key": f"{ref}-reserve"}
+        )
+        if held.status_code != 200:
+            return held
+        done = {"reservationId": held.json()["reservationId"], "amount": 1, "description": ref}
+        return await client.post(
+            f"{internal}/commit", json=done, headers={**headers, "Idempotency-Key": f"{ref}-commit"}
+        )
+
     async def run(self, writers: int = 8, readers: int = 2) -> None:
         """Readers of their own: a reader waiting behind a hung write would count as reads unavailable."""
 
@@ -96,7 +114,7 @@ class Workload:
                     await asyncio.sleep(0.01)
 
         await asyncio.gather(
-            *(worker(("debit", "debit", "keyed", "grant")) for _ in range(writers)),
+            *(worker(("debit", "debit", "keyed", "grant", "hold")) for _ in range(writers)),
             *(worker(("read", "status")) for _ in range(readers)),
         )
 
@@ -199,7 +217,7 @@ async def test_acknowledged_writes_survive_every_fault(cluster: Cluster, tmp_pat
                 "fault": kind,
                 "started_at": round(started - workload.calls[0].started, 1),
                 "recovered_seconds": round(recovered, 1),
-                "write_unavailability_seconds": round(gap({"debit", "keyed", "grant"}), 1),
+                "write_unavailability_seconds": round(gap({"debit", "keyed", "grant", "hold"}), 1),
                 "read_unavailability_seconds": round(gap(READS), 1),
                 "statuses": sorted({f"{c.status}{':' + c.code if c.code else ''}" for c in window}),
             })  # fmt: skip
@@ -321,7 +339,11 @@ def _kill_primary_postmaster(cluster: Cluster) -> None:
 
 
 def _switchover(cluster: Cluster) -> None:
-    target = cluster.sync_standby() or next(n for n in cluster.nodes if n is not cluster.leader())
+    # In synchronous mode Patroni switches over to the synchronous standby only: wait until there is one
+    # (after the previous fault the standbys may still be catching up).
+    cluster.wait_for(lambda: cluster.sync_standby() is not None, 120, "no synchronous standby")
+    target = cluster.sync_standby()
+    assert target is not None
     cluster.switchover(target)
 
 

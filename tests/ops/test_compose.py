@@ -126,3 +126,26 @@ def test_traefik_drops_pooled_connections_before_the_server_closes_them() -> Non
     timeouts = dynamic["http"]["serversTransports"][name]["forwardingTimeouts"]
     assert _seconds(timeouts["idleConnTimeout"]) < HEADER_READ_MS / 1000
     assert "responseHeaderTimeout" not in timeouts  # a 504 for a debit that may still commit
+
+
+def test_the_ha_topology_points_every_replica_at_the_cluster() -> None:
+    """deploy/ha: etcd, three Patroni nodes with synchronous replication, the replicas on all of them."""
+    ha: dict[str, Any] = yaml.safe_load((ROOT / "deploy" / "ha" / "compose.yaml").read_text())
+    services = ha["services"]
+    assert set(services) == {"etcd", "pg1", "pg2", "pg3", "migrate", "mana-credits"}
+    app = services["mana-credits"]
+    url = app["environment"]["DATABASE_URL"].replace("${POSTGRES_PASSWORD}", "secret")
+    assert "@pg1:5432,pg2:5432,pg3:5432/" in url and url.endswith("?target_session_attrs=read-write")
+    settings = Settings(DATABASE_URL=url, MANA_CREDITS_ENV="development")
+    settings.check_safe_to_start()  # a multi-host URL that asks for the writable node
+    assert settings.standby_url is not None and "target_session_attrs=standby" in settings.standby_url
+    assert app["labels"] == compose()["services"]["mana-credits"]["labels"]
+    assert app["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    for node in ("pg1", "pg2", "pg3"):
+        assert services[node]["environment"]["PATRONI_NAME"] == node
+    patroni = yaml.safe_load((ROOT / "deploy" / "ha" / "patroni.yml").read_text())
+    dcs = patroni["bootstrap"]["dcs"]
+    assert dcs["synchronous_mode"] is True and dcs["postgresql"]["use_pg_rewind"] is True
+    # The image runs the Patroni that `make test-ha` measured.
+    pinned = re.findall(r'"patroni\[etcd3\]==([\d.]+)"', (ROOT / "deploy" / "ha" / "install.sh").read_text())
+    assert pinned and f'"patroni[etcd3]=={pinned[0]}"' in (ROOT / "deploy/ha/Dockerfile.patroni").read_text()
