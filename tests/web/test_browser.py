@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import msgspec
-from playwright.async_api import BrowserContext, Page, Route, expect
+from playwright.async_api import BrowserContext, FloatRect, Page, Route, expect
 
 from tests.payments.stripe_fakes import StripeStub, event, sign
 from tests.support import Actor, service_headers
@@ -433,6 +433,58 @@ async def test_paused_sync_shows_the_banner_on_every_page(
     await expect(page.locator("#sync-state")).to_have_text("Aktiv")
     await expect(page.locator("#sync-message")).to_have_text("Cloud Sync ist wieder aktiv.")
     assert await balance(site, user) == 0
+
+
+# ---- layout at desktop width (issue #27 item 10: what the screenshots showed) ----
+
+
+async def box(page: Page, selector: str) -> FloatRect:
+    found = await page.locator(selector).first.bounding_box()
+    assert found is not None, selector
+    return found
+
+
+async def test_layout_at_desktop_width(context: BrowserContext, page: Page, site: Site) -> None:
+    # The pause banner's error line starts where the banner's text starts.
+    paused = await site.user(funds=30)
+    assert (await site.client.post("/api/v1/sync/activate", headers=paused.headers)).status_code == 200
+    site.clock.offset += timedelta(days=32)
+    await site.client.post("/api/v1/internal/sync/charge-recurring", headers=service_headers())
+    await sign_in(page, site, paused, "/app/sync")
+    await page.get_by_role("button", name="Wieder aktivieren").click()
+    await expect(page.locator("#banner-message")).to_contain_text("Nicht genug Credits")
+    text, error = await box(page, "#pause-banner > p"), await box(page, "#banner-message")
+    assert abs(error["x"] - text["x"]) < 1, (text, error)  # before: 0 against 144 at 1280 px
+
+    # The package cards fill their row: no empty column beside them.
+    await page.goto(f"{site.url}/app")
+    await expect(page.locator(".packages li").first).to_be_visible()
+    row, last = await box(page, ".packages"), await box(page, ".packages li >> nth=-1")
+    assert abs((last["x"] + last["width"]) - (row["x"] + row["width"])) < 2, (row, last)
+
+    # The whole gift link shows in its field.
+    giver = await site.user(funds=50)
+    await sign_in(page, site, giver, "/app/gifts")
+    await page.get_by_label("Credits", exact=True).fill("5")
+    await page.get_by_role("button", name="Geschenk erstellen").click()
+    await expect(page.locator("#created")).to_be_visible()
+    cut = await page.locator("#created-link").evaluate("field => field.scrollWidth > field.clientWidth")
+    assert cut is False
+
+    # A gift already redeemed is not shown as a success.
+    creator, friend = await site.user(funds=10, name="Ada"), await site.user()
+    made = await gift(site, creator, 5)
+    assert (await site.client.post(f"/api/v1/gifts/{made['code']}/redeem",
+                                   headers=friend.headers)).status_code == 200  # fmt: skip
+    await page.goto(f"{site.url}/g/{made['code']}")
+    gone = page.locator("#gift-gone")
+    await expect(gone).to_be_visible()
+    colours = await gone.evaluate("p => [getComputedStyle(p).backgroundColor, getComputedStyle(p).color]")
+    success = await page.evaluate(
+        "() => { const p = document.createElement('p'); p.className = 'notice'; document.body.append(p);"
+        " const s = getComputedStyle(p); return [s.backgroundColor, s.color]; }"
+    )
+    assert colours[0] != success[0] and colours[1] != success[1], (colours, success)
 
 
 # ---- language, and a screenshot of every page ----
