@@ -12,6 +12,28 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SERVICE_KEY = "dev-service-key"
 
+# A hold lasts at most a week, whatever the caller or the configuration asks.
+MAX_HOLD_TTL_SECONDS = 7 * 86_400
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def hold_ttls(raw: str) -> dict[str, int]:
+    """`app:duration,…` (duration: a whole number and s, m, h or d; app `*`: every other app) → seconds.
+    Raises ValueError naming the bad entry."""
+    ttls: dict[str, int] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        app, _, duration = item.rpartition(":")
+        number, unit = duration[:-1], duration[-1:]
+        if not app or not number.isdigit() or unit not in _UNITS:
+            raise ValueError(f"HOLD_TTL_DEFAULTS entry {item!r} is not app:duration (e.g. mana-research:7d)")
+        seconds = int(number) * _UNITS[unit]
+        if not 1 <= seconds <= MAX_HOLD_TTL_SECONDS:
+            raise ValueError(f"HOLD_TTL_DEFAULTS entry {item!r} is outside 1s..7d")
+        ttls[app] = seconds
+    return ttls
+
 
 def writes_go_to_the_primary(url: str) -> bool:
     """A URL of one host, or of several (`h1:p1,h2:p2`) that asks for the writable one."""
@@ -82,6 +104,9 @@ class Settings(BaseSettings):
     # Apps named in the metrics' `app` label besides the apps of MANA_SERVICE_KEYS (comma list); any other
     # appId is counted as "other", so callers cannot grow /metrics without bound.
     METRICS_APPS: str = ""
+    # How long a hold lasts when the reserve sends no ttlSeconds, per calling app (`*`: any other app; 24h
+    # without it). mana-research commits when the user polls a finished job, possibly days later.
+    HOLD_TTL_DEFAULTS: str = "mana-research:7d,*:24h"
     # Background jobs (renewals, expiry sweeps, outbox) run in each server process unless disabled.
     MANA_CREDITS_SCHEDULER: bool = True
 
@@ -120,6 +145,14 @@ class Settings(BaseSettings):
                 keys[key] = app
         return keys
 
+    @cached_property
+    def hold_ttl_defaults(self) -> dict[str, int]:
+        return {"*": 86_400, **hold_ttls(self.HOLD_TTL_DEFAULTS)}
+
+    def hold_ttl_for(self, app_id: str) -> int:
+        """Seconds a hold of `app_id` lasts when the reserve names no ttlSeconds."""
+        return self.hold_ttl_defaults.get(app_id, self.hold_ttl_defaults["*"])
+
     @property
     def standby_url(self) -> str | None:
         if self.DATABASE_STANDBY_URL == "off":
@@ -146,6 +179,10 @@ class Settings(BaseSettings):
                 "DATABASE_URL names several hosts without target_session_attrs=read-write (or primary): "
                 "after a failover the pool could stay on a standby and every write would fail; add it"
             )
+        try:
+            hold_ttls(self.HOLD_TTL_DEFAULTS)  # a typo stops the start, not the first reserve
+        except ValueError as error:
+            raise RuntimeError(str(error)) from None
         if self.is_development:
             return
         if self.MANA_SERVICE_KEY == DEV_SERVICE_KEY or DEV_SERVICE_KEY in self.service_keys:

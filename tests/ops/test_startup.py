@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from mana_credits.app import create_app
-from mana_credits.config import DEV_SERVICE_KEY, Settings
+from mana_credits.config import DEV_SERVICE_KEY, Settings, hold_ttls
 from mana_credits.context import AppContext
 from mana_credits.kit.proxies import behind_proxies
 from mana_credits.sync_billing import tasks as sync_tasks
@@ -62,6 +62,22 @@ async def test_a_webhook_secret_without_a_stripe_key_refuses_to_serve() -> None:
     env = {**PRODUCTION, "STRIPE_WEBHOOK_SECRET": "whsec_x", "STRIPE_SECRET_KEY": ""}
     line = await _refusal("serve", env=env)
     assert "STRIPE_WEBHOOK_SECRET" in line and "STRIPE_SECRET_KEY" in line
+
+
+def test_hold_ttl_defaults_per_app() -> None:
+    assert hold_ttls("mana-research:7d, *:90s,chat:15m,x:2h") == {
+        "mana-research": 604_800, "*": 90, "chat": 900, "x": 7200,
+    }  # fmt: skip
+    settings = Settings(HOLD_TTL_DEFAULTS="mana-research:3d")
+    assert (settings.hold_ttl_for("mana-research"), settings.hold_ttl_for("chat")) == (259_200, 86_400)
+    for bad in ("mana-research", "mana-research:7", ":1d", "x:1w", "x:-1d", "x:0s", "x:8d"):
+        with pytest.raises(ValueError, match="HOLD_TTL_DEFAULTS"):
+            hold_ttls(bad)
+
+
+async def test_a_hold_ttl_beyond_the_bound_refuses_to_serve() -> None:
+    line = await _refusal("serve", env={**PRODUCTION, "HOLD_TTL_DEFAULTS": "mana-research:30d"})
+    assert "HOLD_TTL_DEFAULTS" in line and "mana-research:30d" in line
 
 
 @pytest.mark.parametrize("command", ["serve", "migrate", "audit"])

@@ -6,8 +6,8 @@ nothing and releases it (answer `transactionId: null`, reservation `refunded`); 
 unknown id 404, a malformed one 400. A commit after the expiry sweep released the hold still charges, from
 the balance (402 when it is short).
 
-Holds live 24 hours unless `ttlSeconds` says otherwise: mana-research reserves when a job is submitted and
-commits when a later poll sees it finished, which can be hours later.
+Holds live `ttlSeconds` (at most 7 days), else what HOLD_TTL_DEFAULTS gives the calling app: mana-research
+reserves when a job is submitted and commits when a later poll sees it finished, which can be days later.
 
 With a per-app key a caller resolves only its own reservations (others look like 404); with the shared
 key any caller may, as the reservation id is an unguessable UUID it was handed.
@@ -270,14 +270,16 @@ def _owner(caller: ServiceCaller) -> str | None:
 async def reserve(
     ctx: AppContext, caller: ServiceCaller, data: Reserve, idem: Idempotent
 ) -> Response[Reservation]:
+    app_id = caller.app_or(holds.legacy_app_id(data.reason))
+
     async def work(conn: Conn) -> Reservation:
         held = await holds.reserve(
             conn,
             user_id=data.user_id,
             amount=data.amount,
             reason=data.reason,
-            app_id=caller.app_or(holds.legacy_app_id(data.reason)),
-            ttl_seconds=data.ttl_seconds,
+            app_id=app_id,
+            ttl_seconds=data.ttl_seconds or ctx.settings.hold_ttl_for(app_id),
             now=ctx.clock.now(),
         )
         return Reservation(

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import msgspec
 
+from mana_credits.config import MAX_HOLD_TTL_SECONDS
 from mana_credits.kit.validation import UserId
 from mana_credits.ledger.schemas import Entry, Transaction
 
@@ -51,11 +52,9 @@ class InternalInit(msgspec.Struct, rename="camel", kw_only=True):
     user_id: UserId
 
 
-# Holds: reserve, commit (0 spends nothing and releases the hold), release.
-DEFAULT_TTL_SECONDS = 86_400
-MAX_TTL_SECONDS = 7 * 86_400
-
-Ttl = Annotated[int, msgspec.Meta(ge=1, le=MAX_TTL_SECONDS)]
+# Holds: reserve, commit (0 spends nothing and releases the hold), release. Without ttlSeconds a hold
+# lasts what HOLD_TTL_DEFAULTS gives the calling app.
+Ttl = Annotated[int, msgspec.Meta(ge=1, le=MAX_HOLD_TTL_SECONDS)]
 # 0 is allowed on commit: nothing is spent and the whole hold is released.
 CommitAmount = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
 ReservationId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -65,7 +64,7 @@ class Reserve(msgspec.Struct, rename="camel", kw_only=True):
     user_id: UserId
     amount: Amount
     reason: Text
-    ttl_seconds: Ttl = DEFAULT_TTL_SECONDS
+    ttl_seconds: Ttl | None = None
 
 
 class Commit(msgspec.Struct, rename="camel", kw_only=True):
