@@ -12,6 +12,10 @@ import asyncpg
 import msgspec
 from playwright.async_api import BrowserContext, FloatRect, Page, Route, expect
 
+from mana_credits import ledger
+from mana_credits.db.pool import connect
+from mana_credits.ledger.schemas import TxType
+from mana_credits.web import i18n
 from tests.payments.stripe_fakes import StripeStub, event, sign
 from tests.support import Actor, service_headers
 from tests.web.conftest import ManaAuthStub, Site, shoot, sign_in
@@ -485,6 +489,81 @@ async def test_layout_at_desktop_width(context: BrowserContext, page: Page, site
         " const s = getComputedStyle(p); return [s.backgroundColor, s.color]; }"
     )
     assert colours[0] != success[0] and colours[1] != success[1], (colours, success)
+
+
+# ---- one language (issue #27 item 6) ----
+
+# What the service writes in English into rows and packages: none of it may show on a German page.
+SERVICE_ENGLISH = [
+    "Gift of", "Gift from", "Gift cancelled", "Gift expired", "Cloud Sync (monthly)", "Purchase of",
+    "credits — ", "% off", "community",
+]  # fmt: skip
+
+
+def foreign_words(lang: str) -> list[str]:
+    """The other language's page texts that this language says differently (long enough to be words)."""
+    own, other = i18n.texts(lang), i18n.texts("en" if lang == "de" else "de")
+    words = {own[key] for key in own}
+    found = []
+    for key, text in other.items():
+        literal = re.split(r"\{\w+\}", text)[0].strip()
+        if text != own[key] and len(literal) >= 8 and literal not in words and not key.startswith("switch_"):
+            found.append(literal)
+    return found + (SERVICE_ENGLISH if lang == "de" else [])
+
+
+async def test_every_page_speaks_one_language(
+    context: BrowserContext, page: Page, site: Site, web_database: str
+) -> None:
+    user = await site.user(funds=1000, name="Mara")
+    await site.use(user, 12, "chat")
+    friend = await site.user(funds=300, name="Jonas")
+    received = await gift(site, friend, 150, message="Danke!")
+    assert (await site.client.post(f"/api/v1/gifts/{received['code']}/redeem",
+                                   headers=user.headers)).status_code == 200  # fmt: skip
+    await gift(site, user, 200)
+    cancelled = await gift(site, user, 20)
+    assert (
+        await site.client.delete(f"/api/v1/gifts/{cancelled['id']}", headers=user.headers)
+    ).status_code == 200
+    assert (await site.client.post("/api/v1/sync/activate", headers=user.headers)).status_code == 200
+    grant = {"userId": user.id, "amount": 5, "reason": "Feedback", "referenceId": str(uuid.uuid4())}
+    no_app = {"X-Service-Key": service_headers()["X-Service-Key"]}  # booked to the default app, community
+    assert (await site.client.post("/api/v1/internal/credits/grant", json=grant,
+                                   headers=no_app)).status_code == 200  # fmt: skip
+    conn = await connect(web_database)
+    try:  # a completed purchase's row, as the webhook writes it
+        await ledger.credit(conn, user.id, 500, type=TxType.PURCHASE, app_id="mana-credits",
+                            description="Purchase of 500 credits (Basic)",
+                            metadata={"purchaseId": str(uuid.uuid4())})  # fmt: skip
+    finally:
+        await conn.close()
+
+    await sign_in(page, site, user)
+    pages = ["/app", "/app/sync", "/app/gifts", f"/g/{received['code']}", "/app/sign-in"]
+    for lang in ("de", "en"):
+        await context.add_cookies([{"name": "mana_lang", "value": lang, "url": site.url}])
+        for path in pages:
+            await page.goto(f"{site.url}{path}")
+            await expect(page.locator("html")).to_have_attribute("lang", lang)
+            if path == "/app":
+                await expect(page.locator("#history li").first).to_be_visible()
+                await expect(page.locator("#package-list li").first).to_be_visible()
+            await page.wait_for_load_state("networkidle")
+            text = await page.locator("body").inner_text()
+            shown = [word for word in foreign_words(lang) if word in text]
+            assert shown == [], (lang, path, shown)
+        if lang == "de":
+            await page.goto(f"{site.url}/app")
+            await expect(page.locator("#history")).to_contain_text("Geschenk über 200 Credits")
+            await expect(page.locator("#history")).to_contain_text("Geschenk von Jonas")
+            await expect(page.locator("#history")).to_contain_text("Geschenk storniert")
+            await expect(page.locator("#history")).to_contain_text("Cloud Sync (Monatlich)")
+            await expect(page.locator("#history")).to_contain_text("Kauf von 500 Credits")
+            await expect(page.locator("#history")).to_contain_text("Mana-Community")
+            await expect(page.locator("#package-list")).to_contain_text("10 % günstiger")
+            # Free text a caller sent stays as it was sent.
+            await expect(page.locator("#history")).to_contain_text("chat work")
 
 
 # ---- language, and a screenshot of every page ----

@@ -107,6 +107,29 @@ TEXT: dict[str, tuple[str, str]] = {
     "type_grant": ("Gutschrift", "Grant"),
     "type_reversal": ("Rückbuchung", "Reversal"),
     "type_expiry": ("Verfall", "Expiry"),
+    # What the service itself wrote in a ledger row, said from the row's type and metadata (app.js).
+    "tx_gift_made": ("Geschenk über {n} Credits", "Gift of {n} credits"),
+    "tx_gift_from": ("Geschenk von {name}", "Gift from {name}"),
+    "tx_gift_cancelled": ("Geschenk storniert: Credits zurück", "Gift cancelled: credits returned"),
+    "tx_gift_expired": ("Geschenk abgelaufen: Credits zurück", "Gift expired: credits returned"),
+    "tx_sync": ("Cloud Sync ({interval})", "Cloud Sync ({interval})"),
+    "tx_purchase": ("Kauf von {n} Credits", "Purchase of {n} credits"),
+    "tx_taken_back": (
+        "Stripe-Erstattung oder -Rückbuchung: {n} Credits zurückgenommen",
+        "Stripe refund or dispute: {n} credits taken back",
+    ),
+    "tx_restored": (
+        "Stripe-Rückbuchung aufgehoben: {n} Credits zurück",
+        "Stripe reversal undone: {n} credits back",
+    ),
+    # The apps the service books its own rows (and services' grants) to.
+    "app_community": ("Mana-Community", "Mana community"),
+    "app_gifts": ("Geschenke", "Gifts"),
+    "app_sync": ("Cloud Sync", "Cloud Sync"),
+    "app_mana-credits": ("Mana Credits", "Mana Credits"),
+    "app_support": ("Support", "Support"),
+    "app_system": ("System", "System"),
+    "pack_saving": ("{pct} % günstiger", "{pct} % off"),
     "packages_title": ("Credits kaufen", "Buy credits"),
     "buy": ("Kaufen", "Buy"),
     "packages_none": ("Zurzeit gibt es keine Pakete.", "There are no packages right now."),
@@ -268,12 +291,14 @@ TEXT: dict[str, tuple[str, str]] = {
 SCRIPT_KEYS = [
     key
     for key in TEXT
-    if key.startswith(("type_", "gift_status_", "gift_", "sync_", "purchase_", "err_", "usage_", "interval_"))
+    if key.startswith(
+        ("type_", "gift_status_", "gift_", "sync_", "purchase_", "err_", "usage_", "interval_", "tx_", "app_")
+    )
 ] + [
     "working", "loading", "error_generic", "error_network", "insufficient_credits", "rate_limited",
     "credits_n", "signin_sso_none", "required", "history_empty", "cancelled_ok", "redeemed_ok", "from_name",
     "created_ok", "copied", "cancel_gift", "banner_reactivated", "payments_unavailable", "col_app",
-    "col_credits", "col_date", "buy",
+    "col_credits", "col_date", "buy", "pack_saving",
 ]  # fmt: skip
 
 

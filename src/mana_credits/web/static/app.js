@@ -21,6 +21,8 @@
   const fmt = (key, values = {}) =>
     (T[key] || key).replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
   const date = (iso) => (iso ? day.format(new Date(iso)) : '');
+  // The apps the service books its own rows to, by name; any other appId as it is.
+  const appName = (appId) => T[`app_${appId}`] || appId;
 
   // ---- token ----
 
@@ -305,7 +307,7 @@
       const name = document.createElement('td');
       const swatch = document.createElement('span');
       swatch.className = `swatch ${colour.get(app)}`;
-      name.append(swatch, app);
+      name.append(swatch, appName(app));
       const value = document.createElement('td');
       value.className = 'num';
       value.textContent = number.format(credits);
@@ -319,7 +321,7 @@
       .reverse()
       .map((item) => {
         const row = document.createElement('tr');
-        for (const [text, cls] of [[shortDay.format(new Date(`${item.date}T00:00:00Z`)), ''], [item.appId, ''], [number.format(item.credits), 'num']]) {
+        for (const [text, cls] of [[shortDay.format(new Date(`${item.date}T00:00:00Z`)), ''], [appName(item.appId), ''], [number.format(item.credits), 'num']]) {
           const cell = document.createElement('td');
           cell.textContent = text;
           if (cls) cell.className = cls;
@@ -392,6 +394,26 @@
   }
 
   let cursor = null;
+  // What the service itself wrote in a ledger row is said in the page's language, from the row's type and
+  // metadata; what a caller sent (a debit's description, a grant's reason) stays as it was sent.
+  function describe(tx) {
+    const m = tx.metadata || {};
+    const n = number.format(Math.abs(tx.amount));
+    if (m.giftCodeId && tx.type === 'gift' && tx.amount < 0) return fmt('tx_gift_made', { n });
+    if (m.giftCodeId && tx.type === 'gift') {
+      // The sender's name is only in the stored sentence ("Gift from …", or a friend when unnamed).
+      const name = (/^Gift from (.+)$/.exec(tx.description) || [])[1];
+      return fmt('tx_gift_from', { name: !name || name === 'a friend' ? T.gift_someone : name });
+    }
+    if (m.giftCodeId && tx.type === 'refund') return T.tx_gift_cancelled;
+    if (m.giftCodeId && tx.type === 'expiry') return T.tx_gift_expired;
+    if (m.interval && m.periodStart) return fmt('tx_sync', { interval: T[`interval_${m.interval}`] || m.interval });
+    if (m.purchaseId && tx.type === 'purchase') return fmt('tx_purchase', { n });
+    if (m.purchaseId && tx.type === 'reversal') return fmt(tx.amount < 0 ? 'tx_taken_back' : 'tx_restored', { n });
+    return tx.description;
+  }
+
+
   async function loadHistory(reset) {
     const form = $('#history-filter');
     const params = new URLSearchParams({ limit: '20' });
@@ -408,9 +430,9 @@
     if (reset) list.replaceChildren();
     for (const tx of result.body) {
       const item = fill('tx-item', {
-        description: tx.description,
+        description: describe(tx),
         amount: signedAmount(tx.amount),
-        meta: [moment.format(new Date(tx.createdAt)), T[`type_${tx.type}`] || tx.type, tx.appId].join(' · '),
+        meta: [moment.format(new Date(tx.createdAt)), T[`type_${tx.type}`] || tx.type, appName(tx.appId)].join(' · '),
       });
       item.querySelector('.amount').classList.add(tx.amount < 0 ? 'minus' : 'plus');
       list.append(item);
@@ -418,6 +440,15 @@
     cursor = result.headers.get('X-Next-Cursor');
     $('#history-more').hidden = !cursor;
     $('#history-empty').hidden = list.children.length > 0;
+  }
+
+  // The default packages' descriptions are the service's English ("1,000 credits — 10 % off"): say the
+  // saving in the page's language instead; a description an operator wrote stays.
+  function packageLine(pack) {
+    const generated = /^[\d,.]+ credits( — \d+ % off)?$/.test(pack.description || '');
+    if (pack.description && !generated) return pack.description;
+    const pct = Math.round(100 - (100 * pack.priceEuroCents) / pack.credits);
+    return pct > 0 ? fmt('pack_saving', { pct }) : '';
   }
 
   async function loadPackages() {
@@ -430,7 +461,7 @@
       const item = fill('package-item', {
         name: pack.name,
         credits: fmt('credits_n', { n: number.format(pack.credits) }),
-        description: pack.description || '',
+        description: packageLine(pack),
       });
       const buy = item.querySelector('[data-f="buy"]');
       buy.textContent = `${T.buy} · ${euro.format(pack.priceEuroCents / 100)}`;
