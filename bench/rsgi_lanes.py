@@ -43,7 +43,7 @@ from bench.harness import (
     server_process,
     service_env,
 )
-from mana_credits.credits.endpoints import LANES
+from mana_credits.credits.lanes import LANES
 from mana_credits.kit import headers, logs, metrics
 
 _JSON = [(b"content-type", b"application/json")]

@@ -23,6 +23,8 @@ from mana_credits.books import tasks as books_tasks
 from mana_credits.config import Settings
 from mana_credits.context import AppContext
 from mana_credits.credits import endpoints as credits_endpoints
+from mana_credits.credits import lanes as credits_lanes
+from mana_credits.credits import service as credits_service
 from mana_credits.credits import tasks as credits_tasks
 from mana_credits.db.pool import create_pool
 from mana_credits.gifts import endpoints as gifts_endpoints
@@ -36,6 +38,7 @@ from mana_credits.kit.jobs import Job, JobRunner
 from mana_credits.kit.standby import StandbyReads
 from mana_credits.kit.validation import strict_json_body
 from mana_credits.ledger import tasks as ledger_tasks
+from mana_credits.ledger.group import GroupCommit
 from mana_credits.notifications import tasks as notification_tasks
 from mana_credits.payments import endpoints as payments_endpoints
 from mana_credits.payments import tasks as payments_tasks
@@ -83,26 +86,18 @@ async def build_context(settings: Settings, clock: Clock | None = None) -> AppCo
     )
     # No connection at start: a standby may be down while the primary serves.
     standby = await create_pool(settings.standby_url, size=2, min_size=0) if settings.standby_url else None
+    standby_reads = StandbyReads(standby, settings.STANDBY_READ_STALENESS)
     return AppContext(
         settings=settings,
         pool=pool,
         clock=clock or Clock(),
         http=http,
         verifier=verifier,
-        standby_reads=StandbyReads(standby, settings.STANDBY_READ_STALENESS),
+        standby_reads=standby_reads,
+        balance_reads=credits_service.balance_reads(read_pool or pool, standby_reads),
         read_pool=read_pool,
+        group_commit=GroupCommit(pool) if settings.GROUP_COMMIT else None,
     )
-
-
-async def close_context(ctx: AppContext) -> None:
-    for extra in ctx.extras.values():
-        if hasattr(extra, "aclose"):
-            await extra.aclose()
-    await ctx.pool.close()
-    if ctx.read_pool is not None:
-        await ctx.read_pool.close()
-    await ctx.standby_reads.close()
-    await ctx.http.aclose()
 
 
 def settle_heap() -> None:
@@ -121,7 +116,7 @@ async def _shut_down(runner: JobRunner, ctx: AppContext) -> None:
     except TimeoutError:
         log.warning("jobs did not stop within %.0fs; leaving them", SHUTDOWN_SECONDS / 2)
     try:
-        await asyncio.wait_for(close_context(ctx), SHUTDOWN_SECONDS / 2)
+        await asyncio.wait_for(ctx.close(), SHUTDOWN_SECONDS / 2)
     except TimeoutError:
         log.warning("database connections did not close within %.0fs; terminating them", SHUTDOWN_SECONDS / 2)
         ctx.pool.terminate()
@@ -182,5 +177,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         debug=False,
     )
     cors_for_browsers(app)
-    credits_endpoints.lanes(app)
+    credits_lanes.answer_ahead(app)
     return app

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import msgspec
-from litestar import Litestar, Response, Router, get, post
+from litestar import Response, Router, get, post
 from litestar.params import Parameter, QueryParameter
-from litestar.types import Scope
 
 from mana_credits import ledger
 from mana_credits.accounts.endpoints import erase_account
-from mana_credits.auth.dependencies import CALLER, USER, bearer_token, identify_service
+from mana_credits.auth.dependencies import CALLER, USER
 from mana_credits.auth.models import AuthUser, ServiceCaller
 from mana_credits.context import AppContext
 from mana_credits.credits import holds, repository, service
@@ -48,22 +46,11 @@ from mana_credits.credits.schemas import (
     UseResult,
 )
 from mana_credits.db.pool import Conn
-from mana_credits.kit import idempotency, lane
-from mana_credits.kit.batching import Batcher
-from mana_credits.kit.errors import CreditsError
+from mana_credits.kit import idempotency
 from mana_credits.kit.idempotency import Idempotent
 from mana_credits.kit.pagination import decode_cursor, encode_cursor
-from mana_credits.kit.validation import MALFORMED, UserIdParam, check_text, field_names, parse_uuid
-from mana_credits.ledger.group import GroupCommit, UsageDebit, usage_debit
+from mana_credits.kit.validation import UserIdParam, parse_uuid
 from mana_credits.ledger.schemas import AccountSummary, Balance, BalanceRow, Transaction, TxType
-
-_GROUP_COMMIT = "ledger.group_commit"
-_BALANCE_READS = "ledger.balance_reads"
-
-
-def _params(data: msgspec.Struct, *extra: Any) -> Any:
-    """What identifies a request for idempotency: the body without its key."""
-    return [msgspec.structs.replace(data, idempotency_key=None), *extra]
 
 
 async def _use(
@@ -76,70 +63,14 @@ async def _use(
 ) -> Response[UseResult]:
     idem = idem.with_body_key(data.idempotency_key)
     if idem.key is None:
-        return Response(await keyless_use(ctx, user_id, data, app_id, extra))
-    metadata = _metadata(data, extra)
+        return Response(await service.keyless_use(ctx, user_id, data, app_id, extra))
+    key = idem.key
 
     async def work(conn: Conn) -> UseResult:
-        entry = await ledger.debit(
-            conn,
-            user_id,
-            data.amount,
-            type=TxType.USAGE,
-            app_id=app_id,
-            description=data.description,
-            metadata=metadata,
-            idempotency_key=idem.key,
-            record_usage=True,
-        )
-        return UseResult.of(entry)
+        return await service.keyed_use(conn, user_id, data, app_id, extra, key)
 
-    params = _params(data, user_id)
+    params = service.request_params(data, user_id)
     return await idem.run("credits.use", params, work, legacy_user=user_id, user_id=user_id)
-
-
-def _metadata(data: UseCredits, extra: dict[str, Any] | None) -> dict[str, Any] | None:
-    return {**(data.metadata or {}), **(extra or {})} or None
-
-
-async def keyless_use(
-    ctx: AppContext, user_id: str, data: UseCredits, app_id: str, extra: dict[str, Any] | None
-) -> UseResult:
-    """A keyless debit through the process's group commit (ledger.group), or alone with it off; either
-    tells the truth after a lost connection (ledger.outcome). InsufficientCredits when not covered."""
-    item = UsageDebit(user_id, data.amount, app_id, data.description, _metadata(data, extra))
-    if not ctx.settings.GROUP_COMMIT:
-        return UseResult.of(await usage_debit(ctx.pool, item))
-    found = ctx.extras.get(_GROUP_COMMIT)
-    if found is None:
-        found = ctx.extras[_GROUP_COMMIT] = GroupCommit(ctx.pool)
-    assert isinstance(found, GroupCommit)
-    return UseResult.of(await found.debit(item))
-
-
-def booked_app(caller: ServiceCaller, data: InternalUseCredits) -> tuple[str, dict[str, Any] | None]:
-    """The app a service's debit is booked to, and the caller in its metadata when that is another app."""
-    # A per-app key names the app authoritatively; with the shared key the body's appId is all we have.
-    app_id = caller.app_id if caller.per_app_key else data.app_id
-    return app_id, {"calledBy": caller.app_id} if caller.app_id != app_id else None
-
-
-async def balance_of(ctx: AppContext, user_id: str) -> Balance:
-    """A person's own balance. From the read replica when configured: a balance shown a moment late is
-    fine for a person; the internal balance, which apps check before charging, stays on the primary.
-    Concurrent reads share one query (kit.batching)."""
-    found = ctx.extras.get(_BALANCE_READS)
-    if found is None:
-
-        async def read(user_ids: list[str]) -> list[Balance | Exception]:
-            async def query(conn: Conn) -> list[Balance | Exception]:
-                return [*await ledger.get_balances(conn, user_ids)]
-
-            return await ctx.standby_reads.read(ctx.reader, query)
-
-        found = ctx.extras[_BALANCE_READS] = Batcher(read)
-    assert isinstance(found, Batcher)
-    balance: Balance = await found.submit(user_id)
-    return balance
 
 
 # ---- personal (JWT) ----
@@ -147,7 +78,7 @@ async def balance_of(ctx: AppContext, user_id: str) -> Balance:
 
 @get("/balance")
 async def my_balance(ctx: AppContext, user: AuthUser) -> Balance:
-    return await balance_of(ctx, user.id)
+    return await ctx.balance_reads.submit(user.id)
 
 
 @post("/use", status_code=200)
@@ -218,7 +149,7 @@ async def user_balance(ctx: AppContext, caller: ServiceCaller, user_id: UserIdPa
 async def internal_use(
     ctx: AppContext, caller: ServiceCaller, data: InternalUseCredits, idem: Idempotent
 ) -> Response[UseResult]:
-    return await _use(ctx, idem, data.user_id, data, *booked_app(caller, data))
+    return await _use(ctx, idem, data.user_id, data, *service.booked_app(caller, data))
 
 
 @post("/refund", status_code=200)
@@ -232,7 +163,7 @@ async def internal_refund(
     async def work(conn: Conn) -> RefundResult:
         return await service.refund(conn, data, original=original, app_id=app_id, idempotency_key=idem.key)
 
-    return await idem.run("credits.refund", _params(data), work, user_id=data.user_id)
+    return await idem.run("credits.refund", service.request_params(data), work, user_id=data.user_id)
 
 
 @post("/grant", status_code=200)
@@ -341,59 +272,5 @@ internal_routes = Router(
     ],
     tags=["internal"],
 )
-
-# ---- answered ahead of the framework (kit.lane) ----
-
-_DECODE_INTERNAL_USE = msgspec.json.Decoder(InternalUseCredits).decode
-_INTERNAL_USE_NAMES = field_names(InternalUseCredits)
-
-
-def _take_keyless_debit(scope: Scope, headers: lane.Headers, body: bytes) -> lane.Work | None:
-    """The work of a service's keyless debit when the route would send it through the group commit
-    (answering 200 or 402); None for anything else, which the route answers: a header key (its own
-    transaction), and the 400s and 401s, worded as everywhere."""
-    ctx: AppContext = scope["app"].state.ctx
-    key, app_header = headers.get(b"x-service-key"), headers.get(b"x-app-id")
-    json = headers.get(b"content-type") == b"application/json"
-    if key is None or not json or b"idempotency-key" in headers or not ctx.settings.GROUP_COMMIT:
-        return None
-    try:
-        data = _DECODE_INTERNAL_USE(body)
-        app_id = None if app_header is None else app_header.decode("latin-1")
-        caller = identify_service(key.decode("latin-1"), app_id, ctx)
-        check_text(body, _INTERNAL_USE_NAMES)
-    except (*MALFORMED, CreditsError):
-        return None
-    if data.idempotency_key is not None:
-        return None
-    return lambda: keyless_use(ctx, data.user_id, data, *booked_app(caller, data))
-
-
-def _take_balance(scope: Scope, headers: lane.Headers, body: bytes) -> lane.Work | None:
-    """The work of `GET /credits/balance` with a bearer token (apps and servers). The token is checked in
-    the work: a bad one is the route's 401 all the same."""
-    token = None if body else bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
-    if token is None:
-        return None
-    ctx: AppContext = scope["app"].state.ctx
-
-    async def work() -> Balance:
-        user = await ctx.verifier.verify(token)
-        return await balance_of(ctx, user.id)
-
-    return work
-
-
-# The commonest requests of the two hottest routes, by method and path.
-LANES: dict[tuple[str, str], lane.Take] = {
-    ("POST", "/api/v1/internal/credits/use"): _take_keyless_debit,
-    ("GET", "/api/v1/credits/balance"): _take_balance,
-}
-
-
-def lanes(app: Litestar) -> None:
-    """LANES answered ahead of the framework."""
-    lane.answer_ahead(app, LANES)
-
 
 routes = [personal_routes, public_routes, internal_routes]

@@ -1,27 +1,103 @@
-"""Credits rules: a refund returns at most what is left of its usage; a grant happens once per reference;
-usage per day for charts. Holds have their own module (holds.py)."""
+"""Credits rules: how a usage debit is booked (decided here once, for the route and the lane); a refund
+returns at most what is left of its usage; a grant happens once per reference; usage per day for charts.
+Holds have their own module (holds.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import msgspec
 
 from mana_credits import ledger
+from mana_credits.auth.models import ServiceCaller
+from mana_credits.context import AppContext
 from mana_credits.credits import repository
 from mana_credits.credits.schemas import (
     GrantResult,
     InternalRefund,
+    InternalUseCredits,
     NewBalance,
     RefundResult,
     Usage,
+    UseCredits,
+    UseResult,
 )
 from mana_credits.db.pool import Conn
 from mana_credits.kit import idempotency
+from mana_credits.kit.batching import Batcher
 from mana_credits.kit.errors import Conflict, NotFound
-from mana_credits.ledger.schemas import TxType
+from mana_credits.kit.standby import StandbyReads
+from mana_credits.ledger.group import UsageDebit, usage_debit
+from mana_credits.ledger.schemas import Balance, TxType
+
+
+def request_params(data: msgspec.Struct, *extra: Any) -> Any:
+    """What identifies a request for idempotency: the body without its key."""
+    return [msgspec.structs.replace(data, idempotency_key=None), *extra]
+
+
+# ---- usage debits ----
+
+
+async def keyed_use(
+    conn: Conn, user_id: str, data: UseCredits, app_id: str, extra: dict[str, Any] | None, key: str
+) -> UseResult:
+    """A debit with an idempotency key: its own transaction, which stores the answer with the key."""
+    entry = await ledger.debit(
+        conn,
+        user_id,
+        data.amount,
+        type=TxType.USAGE,
+        app_id=app_id,
+        description=data.description,
+        metadata=_metadata(data, extra),
+        idempotency_key=key,
+        record_usage=True,
+    )
+    return UseResult.of(entry)
+
+
+async def keyless_use(
+    ctx: AppContext, user_id: str, data: UseCredits, app_id: str, extra: dict[str, Any] | None
+) -> UseResult:
+    """A debit without a key, from the route or the lane: through the process's group commit, or alone
+    with GROUP_COMMIT off; either tells the truth after a lost connection (ledger.outcome)."""
+    item = UsageDebit(user_id, data.amount, app_id, data.description, _metadata(data, extra))
+    if ctx.group_commit is None:
+        return UseResult.of(await usage_debit(ctx.pool, item))
+    return UseResult.of(await ctx.group_commit.debit(item))
+
+
+def _metadata(data: UseCredits, extra: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {**(data.metadata or {}), **(extra or {})} or None
+
+
+def booked_app(caller: ServiceCaller, data: InternalUseCredits) -> tuple[str, dict[str, Any] | None]:
+    """The app a service's debit is booked to, and the caller in its metadata when that is another app."""
+    # A per-app key names the app authoritatively; with the shared key the body's appId is all we have.
+    app_id = caller.app_id if caller.per_app_key else data.app_id
+    return app_id, {"calledBy": caller.app_id} if caller.app_id != app_id else None
+
+
+# ---- balance reads ----
+
+
+def balance_reads(reader: asyncpg.Pool, standby: StandbyReads) -> Batcher[str, Balance]:
+    """Concurrent reads of people's own balances share one query (kit.batching), on the read replica when
+    configured (a balance shown a moment late is fine for a person; the internal balance, which apps check
+    before charging, stays on the primary), on a standby while the primary is away."""
+
+    async def read(user_ids: list[str]) -> list[Balance | Exception]:
+        async def query(conn: Conn) -> list[Balance | Exception]:
+            return [*await ledger.get_balances(conn, user_ids)]
+
+        return await standby.read(reader, query)
+
+    return Batcher(read)
 
 
 async def refund(

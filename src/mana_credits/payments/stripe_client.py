@@ -11,12 +11,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from mana_credits.config import Settings
-from mana_credits.context import AppContext
 from mana_credits.payments.errors import PaymentProviderError, PaymentsUnavailable
+
+if TYPE_CHECKING:  # the context holds the gateway
+    from mana_credits.context import AppContext
 
 log = logging.getLogger("mana_credits.payments.stripe")
 
@@ -26,7 +28,6 @@ TIMEOUT_SECONDS = 20.0
 # only with Stripe's answer). Cap how many do so at once, so a slow Stripe cannot take every connection
 # of a worker's pool away from balances and debits; further purchases wait their turn.
 MAX_PURCHASES_IN_FLIGHT = 2
-_EXTRAS_KEY = "payments.stripe"
 
 
 @dataclass(frozen=True)
@@ -169,8 +170,6 @@ def gateway(ctx: AppContext) -> StripeGateway:
     """The process's Stripe client; 503 `payments_unavailable` when no secret key is configured."""
     if not ctx.settings.STRIPE_SECRET_KEY:
         raise PaymentsUnavailable()
-    existing = ctx.extras.get(_EXTRAS_KEY)
-    if existing is None:
-        existing = ctx.extras[_EXTRAS_KEY] = StripeGateway(ctx.settings)
-    assert isinstance(existing, StripeGateway)
-    return existing
+    if ctx.stripe is None:
+        ctx.stripe = StripeGateway(ctx.settings)
+    return ctx.stripe
