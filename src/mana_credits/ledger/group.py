@@ -60,7 +60,7 @@ WITH RECURSIVE seq AS MATERIALIZED (
 ), s AS (
   SELECT d.user_id, sum(seq.amount)::integer AS total
   FROM d JOIN seq USING (user_id, k) WHERE d.ok GROUP BY d.user_id
-), b AS ({spend("s.total", source="s", where="bal.user_id = s.user_id", returning="bal.user_id")}
+), b AS ({spend("s.total", source="s", where="bal.user_id = s.user_id", returning="bal.user_id, bal.balance")}
 ), moves ({MOVE_COLUMNS}) AS (
   SELECT seq.id, seq.user_id, 'usage'::public.transaction_type, -seq.amount, d.before - seq.amount,
          seq.app_id, seq.description, seq.metadata::jsonb, NULL::text, true
@@ -68,10 +68,11 @@ WITH RECURSIVE seq AS MATERIALIZED (
   WHERE d.ok
 ), {WRITES}
 SELECT seq.n AS debit_number, COALESCE(d.before, 0) AS available, cur.total_earned AS earned_before,
-       cur.total_spent AS spent_before,
+       cur.total_spent AS spent_before, cur.balance AS balance_was, b.balance AS balance_now,
        cur.user_id IS NULL AND EXISTS (SELECT FROM credits.balances x WHERE x.user_id = seq.user_id)
          AS skipped, tx.*
-FROM seq LEFT JOIN d USING (user_id, k) LEFT JOIN cur USING (user_id) LEFT JOIN tx ON tx.id = seq.id
+FROM seq LEFT JOIN d USING (user_id, k) LEFT JOIN cur USING (user_id) LEFT JOIN b USING (user_id)
+  LEFT JOIN tx ON tx.id = seq.id
 ORDER BY seq.n
 """
 
@@ -152,6 +153,7 @@ async def apply_batch(
                 total_spent=spent[item.user_id],
             )
         )
+    _assert_applied(rows)
     for app_id, amount in taken.items():
         money_metrics.moved(-amount, app_id, "usage")
     for app_id, count in refused.items():
@@ -187,6 +189,21 @@ async def usage_debit(pool: asyncpg.Pool, item: UsageDebit) -> Entry:
     with contextlib.suppress(Exception):
         await pool.release(conn)
     return entry
+
+
+def _assert_applied(rows: list[asyncpg.Record]) -> None:
+    """The ledger invariant where the batch decided it (ledger package header): each ledger row's
+    before + amount = after, chained from the balance it found; each account moved by its accepted sum."""
+    running: dict[str, int] = {}
+    for row in rows:
+        if row["id"] is None:
+            continue
+        before = running.get(row["user_id"], row["balance_was"])
+        assert row["balance_before"] == before and before + row["amount"] == row["balance_after"], row
+        running[row["user_id"]] = row["balance_after"]
+    for row in rows:
+        if row["user_id"] in running:
+            assert running[row["user_id"]] == row["balance_now"], row
 
 
 class GroupCommit:
