@@ -22,7 +22,7 @@ from mana_credits.support import cli as support_cli
 from mana_credits.sync_billing import cli as sync_cli
 
 if TYPE_CHECKING:
-    from mana_credits.ledger.audit import Offender
+    from mana_credits.ledger.audit import GiftOffender, Offender
 
 app = typer.Typer(
     help="mana-credits: the credit and billing service of the Mana app ecosystem.", no_args_is_help=True
@@ -221,30 +221,34 @@ def audit(
     ),
 ) -> None:
     """Check the ledger invariant for every user; exit 1 and list the offenders on any mismatch."""
+    from mana_credits.ledger.audit import Offender
+
     settings = Settings()
     with database(settings) as url:
         offenders, questions = asyncio.run(_audit(url, questions=fix_report))
     for offender in offenders:
         answer.print(f"[red]{offender.user_id}[/red]: {'; '.join(offender.problems)}", soft_wrap=True)
-        if fix_report:
+        if fix_report and isinstance(offender, Offender):
             for decision in support_cli.decisions(offender):
                 answer.print(f"  decide: {decision}", soft_wrap=True, highlight=False)
     for subject, question in questions:
         answer.print(f"[yellow]{subject}[/yellow]: {question}", soft_wrap=True, highlight=False)
     if offenders:
-        answer.print(f"[red]{len(offenders)} user(s) violate the ledger invariant[/red]", soft_wrap=True)
+        answer.print(f"[red]{len(offenders)} violate the ledger invariant[/red]", soft_wrap=True)
     else:
         answer.print("[green]ledger consistent[/green]", soft_wrap=True)
     if offenders or questions:
         raise typer.Exit(1)
 
 
-async def _audit(url: str, *, questions: bool) -> tuple[list[Offender], list[tuple[str, str]]]:
+async def _audit(
+    url: str, *, questions: bool
+) -> tuple[list[Offender | GiftOffender], list[tuple[str, str]]]:
     from mana_credits.db.pool import connect
-    from mana_credits.ledger.audit import audit_batches, count_users
+    from mana_credits.ledger.audit import audit_batches, audit_gifts, count_users
 
     conn = await connect(url)
-    found: list[Offender] = []
+    found: list[Offender | GiftOffender] = []
     try:
         from rich.progress import Progress
 
@@ -253,6 +257,7 @@ async def _audit(url: str, *, questions: bool) -> tuple[list[Offender], list[tup
             async for checked, offenders in audit_batches(conn):
                 found.extend(offenders)
                 progress.advance(task, checked)
+        found.extend(await audit_gifts(conn))
         if not questions:
             return found, []
         from mana_credits.support.repository import open_questions

@@ -4,11 +4,15 @@ balance + reserved = Σ amount of completed transactions
 total_earned       = Σ positive amounts except refunds and expiries, minus reversals
 total_spent        = −Σ negative amounts except reversals, minus refunds and expiries
 reserved           = Σ open holds
+
+and gift conservation, per gift: the credits its creator's ledger row took = those redeemed + those
+returned (cancel, expiry) + those still held (an active gift holds them all).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from uuid import UUID
 
 import msgspec
 
@@ -71,6 +75,51 @@ class Offender(msgspec.Struct, kw_only=True):
         return found
 
 
+# Gifts the ledger knows (their reservation row carries giftCodeId); adopted ones without it are not judged.
+_GIFTS = """
+WITH moved AS (
+  SELECT (t.metadata->>'giftCodeId')::uuid AS gift_id,
+         -SUM(t.amount) FILTER (WHERE t.type = 'gift' AND t.amount < 0) AS reserved,
+         SUM(t.amount) FILTER (WHERE t.type = 'gift' AND t.amount > 0) AS redeemed,
+         SUM(t.amount) FILTER (WHERE t.type IN ('refund', 'expiry')) AS returned
+  FROM credits.transactions t
+  WHERE t.metadata ? 'giftCodeId' AND t.status = 'completed'
+  GROUP BY 1
+)
+SELECT g.id AS gift_id, g.creator_id AS user_id, g.total_credits, g.status::text AS status,
+       COALESCE(m.reserved, 0) AS reserved, COALESCE(m.redeemed, 0) AS redeemed,
+       COALESCE(m.returned, 0) AS returned
+FROM gifts.gift_codes g JOIN moved m ON m.gift_id = g.id
+WHERE m.reserved IS NOT NULL
+"""
+
+
+class GiftOffender(msgspec.Struct, kw_only=True):
+    gift_id: UUID
+    user_id: str  # its creator
+    total_credits: int
+    status: str
+    reserved: int
+    redeemed: int
+    returned: int
+
+    @property
+    def problems(self) -> list[str]:
+        held = self.total_credits if self.status == "active" else 0
+        if self.reserved == self.total_credits and self.reserved == self.redeemed + self.returned + held:
+            return []
+        return [
+            f"gift {self.gift_id} ({self.status}, {self.total_credits} credits): reserved {self.reserved} != "
+            f"redeemed {self.redeemed} + returned {self.returned} + held {held}"
+        ]
+
+
+async def audit_gifts(conn: Conn) -> list[GiftOffender]:
+    """The gifts whose credits are not conserved."""
+    checked = [GiftOffender(**dict(row)) for row in await conn.fetch(_GIFTS)]
+    return [gift for gift in checked if gift.problems]
+
+
 async def count_users(conn: Conn) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM credits.balances"))
 
@@ -87,8 +136,9 @@ async def audit_batches(conn: Conn, batch: int = BATCH) -> AsyncIterator[tuple[i
         yield len(rows), [item for item in checked if item.problems]
 
 
-async def audit(conn: Conn) -> list[Offender]:
-    offenders: list[Offender] = []
+async def audit(conn: Conn) -> list[Offender | GiftOffender]:
+    """Every account and every gift that breaks the invariant (none: the ledger is consistent)."""
+    offenders: list[Offender | GiftOffender] = []
     async for _, found in audit_batches(conn):
         offenders.extend(found)
-    return offenders
+    return [*offenders, *await audit_gifts(conn)]

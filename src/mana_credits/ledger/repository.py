@@ -60,6 +60,9 @@ _BALANCE = "SELECT balance, total_earned, total_spent, reserved FROM credits.bal
 
 
 def _entry(row: asyncpg.Record) -> Entry:
+    """The answer of a statement that moved one account by one ledger row, checked against the invariant
+    where it was decided (the package header): the row chains before → after, and the balance is after."""
+    assert row["balance_before"] + row["amount"] == row["balance_after"] == row["new_balance"], row
     return Entry(
         transaction=Transaction.from_row(row),
         balance=row["new_balance"],
