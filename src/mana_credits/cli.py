@@ -241,9 +241,7 @@ def audit(
         raise typer.Exit(1)
 
 
-async def _audit(
-    url: str, *, questions: bool
-) -> tuple[list[Offender | GiftOffender], list[tuple[str, str]]]:
+async def _audit(url: str, *, questions: bool) -> tuple[list[Offender | GiftOffender], list[tuple[str, str]]]:
     from mana_credits.db.pool import connect
     from mana_credits.ledger.audit import audit_batches, audit_gifts, count_users
 
