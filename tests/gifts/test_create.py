@@ -123,6 +123,7 @@ async def test_public_lookup_normalizes_and_never_shows_an_email(gifts: Gifts) -
         "message": "Hi",
         "creatorName": "Carla",
         "expiresAt": gift["expiresAt"],
+        "isPersonalized": True,
     }
     assert "@" not in response.text and creator.email not in response.text
 

@@ -41,6 +41,8 @@ async def test_redeem_credits_the_redeemer(gifts: Gifts, api: Api, db: asyncpg.C
         "creditsReceived": 120,
         "message": "Enjoy",
         "creatorName": "Frank",
+        "credits": 120,
+        "newBalance": 120,
     }
     assert await gifts.balance(friend) == 120
     assert await gifts.balance(creator) == 380

@@ -1,4 +1,11 @@
-"""Request bodies and the gift JSON the old service answered (camelCase)."""
+"""Request bodies and the gift JSON the old service answered (camelCase).
+
+Aliases for the web app's gift module (apps/mana/apps/web/src/lib/api/gifts.ts), which never matched the
+old service: a gift is created with `credits` (= `totalCredits`) and `expiresAt` (instead of
+`expirationDays`); answers carry `url` (= `shortUrl`), `isPersonalized`, the redeem's `credits` (=
+`creditsReceived`) and `newBalance`, a received gift's `credits` and `redeemedAt` (= `createdAt`) beside
+the old names. Two spellings given together must agree (gifts.service).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,8 @@ Credits = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
 Email = Annotated[str, msgspec.Meta(max_length=254)]
 Message = Annotated[str, msgspec.Meta(max_length=500)]
 Days = Annotated[int, msgspec.Meta(ge=1, le=365)]
+MAX_EXPIRATION_DAYS = 365
+Moment = Annotated[datetime, msgspec.Meta(tz=True)]
 AppId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -36,11 +45,15 @@ class GiftStatus(StrEnum):
 
 
 class CreateGift(msgspec.Struct, rename="camel", kw_only=True):
-    total_credits: Credits
+    # One of totalCredits or its alias credits is required; both must agree.
+    total_credits: Credits | None = None
+    credits: Credits | None = None
     type: GiftType = GiftType.SIMPLE
     target_email: Email | None = None
     message: Message | None = None
-    expiration_days: Days = 90
+    # Default 90 days; or expiresAt (the web app's spelling: an instant within 365 days), not both.
+    expiration_days: Days | None = None
+    expires_at: Moment | None = None
     # How the gift names its sender to the redeemer; default: the part of the creator's email before '@'.
     creator_name: DisplayName | None = None
     idempotency_key: Key | None = None
@@ -103,13 +116,16 @@ class Gift(GiftRow, frozen=True, kw_only=True):
     """A gift as its creator sees it: always a short URL, a sender name safe to show, expiry applied."""
 
     short_url: str
+    url: str  # alias of shortUrl (the web app)
 
     @classmethod
     def from_row(cls, gift: GiftRow, *, base_url: str, now: datetime) -> Gift:
+        link = gift.short_url or short_url(base_url, gift.code)
         return from_struct(
             cls,
             gift,
-            short_url=gift.short_url or short_url(base_url, gift.code),
+            short_url=link,
+            url=link,
             status=effective_status(gift, now).value,
             creator_name=display_name(gift.creator_name),
         )
@@ -126,6 +142,7 @@ class PublicGift(msgspec.Struct, rename="camel", kw_only=True):
     message: str | None
     creator_name: str | None
     expires_at: datetime | None
+    is_personalized: bool  # type == "personalized" (the web app)
 
     @classmethod
     def from_row(cls, gift: GiftRow, *, now: datetime) -> PublicGift:
@@ -134,6 +151,7 @@ class PublicGift(msgspec.Struct, rename="camel", kw_only=True):
             gift,
             status=effective_status(gift, now).value,
             redeemed=gift.redeemed > 0,
+            is_personalized=gift.type == GiftType.PERSONALIZED,
             creator_name=display_name(gift.creator_name),
         )
 
@@ -149,10 +167,18 @@ class Redemption(msgspec.Struct, rename="camel", kw_only=True):
     source_app_id: str | None
     credit_transaction_id: UUID | None
     created_at: datetime
+    credits: int  # alias of creditsReceived (the web app)
+    redeemed_at: datetime  # alias of createdAt (the web app)
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Redemption:
-        return from_record(cls, row, creator_name=display_name(row["creator_name"]))
+        return from_record(
+            cls,
+            row,
+            creator_name=display_name(row["creator_name"]),
+            credits=row["credits_received"],
+            redeemed_at=row["created_at"],
+        )
 
 
 class RedeemResult(msgspec.Struct, rename="camel", kw_only=True):
@@ -161,6 +187,8 @@ class RedeemResult(msgspec.Struct, rename="camel", kw_only=True):
     # The creator's personal message to the redeemer (null when they wrote none), as the old service.
     message: str | None
     creator_name: str | None
+    credits: int  # alias of creditsReceived (the web app)
+    new_balance: int  # the redeemer's balance afterwards (the web app)
 
 
 class CancelResult(msgspec.Struct, rename="camel", kw_only=True):

@@ -26,6 +26,7 @@ from mana_credits.gifts.errors import (
     Refused,
 )
 from mana_credits.gifts.schemas import (
+    MAX_EXPIRATION_DAYS,
     CancelResult,
     CreateGift,
     Gift,
@@ -68,6 +69,34 @@ def _target_email(data: CreateGift) -> str | None:
     return email
 
 
+DEFAULT_EXPIRATION_DAYS = 90
+
+
+def _total_credits(data: CreateGift) -> int:
+    """totalCredits, or the web app's `credits`; both given must agree."""
+    if data.total_credits is not None and data.credits is not None and data.total_credits != data.credits:
+        message = "credits (an alias of totalCredits) and totalCredits disagree; give one"
+        raise ValidationFailed(
+            message,
+            details={"fields": [{"field": name, "message": message} for name in ("credits", "totalCredits")]},
+        )
+    total = data.total_credits if data.total_credits is not None else data.credits
+    if total is None:
+        raise _invalid("totalCredits", "totalCredits (or its alias credits) is required")
+    return total
+
+
+def _expires_at(data: CreateGift, now: datetime) -> datetime:
+    """expirationDays from now, or the web app's `expiresAt`: an instant in the next 365 days."""
+    if data.expires_at is None:
+        return now + timedelta(days=data.expiration_days or DEFAULT_EXPIRATION_DAYS)
+    if data.expiration_days is not None:
+        raise _invalid("expiresAt", "expiresAt and expirationDays both set the expiry; give one")
+    if not now < data.expires_at <= now + timedelta(days=MAX_EXPIRATION_DAYS):
+        raise _invalid("expiresAt", f"expiresAt must lie in the next {MAX_EXPIRATION_DAYS} days")
+    return data.expires_at
+
+
 async def create(
     conn: Conn,
     *,
@@ -79,16 +108,18 @@ async def create(
     idempotency_key: str | None,
 ) -> Gift:
     """Debit the creator and write the gift, in the caller's transaction."""
+    total = _total_credits(data)
+    expires_at = _expires_at(data, now)
     target_email = _target_email(data)
     message = (data.message or "").strip() or None
     gift_id = uuid4()
     entry = await ledger.debit(
         conn,
         user.id,
-        data.total_credits,
+        total,
         type=TxType.GIFT,
         app_id=APP_ID,
-        description=f"Gift of {data.total_credits} credits",
+        description=f"Gift of {total} credits",
         metadata={"giftCodeId": str(gift_id)},
         idempotency_key=idempotency_key,
     )
@@ -101,11 +132,11 @@ async def create(
             short_url=short_url(base_url, code),
             creator_id=user.id,
             creator_name=data.creator_name or display_name(user.name or user.email),
-            total_credits=data.total_credits,
+            total_credits=total,
             type=data.type.value,
             target_email=target_email,
             message=message,
-            expires_at=now + timedelta(days=data.expiration_days),
+            expires_at=expires_at,
             transaction_id=entry.transaction.id,
         )
         if row is not None:
@@ -155,12 +186,14 @@ async def redeem(
             raise GiftNotFound()
         redeemed_by_user = await repository.has_redeemed(conn, current.id, user.id)
         raise _refusal(current, user, now, redeemed_by_user)
-    await _land(conn, gift, user.id, source_app_id, client_ip, idempotency_key)
+    balance = await _land(conn, gift, user.id, source_app_id, client_ip, idempotency_key)
     return RedeemResult(
         success=True,
         credits_received=gift.total_credits,
         message=gift.message,
         creator_name=display_name(gift.creator_name),
+        credits=gift.total_credits,
+        new_balance=balance,
     )
 
 
@@ -171,8 +204,8 @@ async def _land(
     source_app_id: str | None,
     client_ip: str | None,
     idempotency_key: str | None,
-) -> None:
-    """Credit a claimed gift to its redeemer and record the redemption."""
+) -> int:
+    """Credit a claimed gift to its redeemer and record the redemption; the redeemer's balance after."""
     sender = display_name(gift.creator_name) or "a friend"
     entry = await ledger.credit(
         conn,
@@ -194,6 +227,7 @@ async def _land(
         source_app_id=source_app_id,
         client_ip=client_ip,
     )
+    return entry.balance
 
 
 async def record_refusal(

@@ -204,6 +204,7 @@ def document(schema: dict[str, Any], return_origins: list[str] | None = None) ->
     schema.setdefault("components", {}).setdefault("schemas", {})["ErrorEnvelope"] = ENVELOPE
     _uuid_fields(schema)
     _conditional_gift_email(schema["components"]["schemas"])
+    _gift_aliases(schema["components"]["schemas"])
     _zero_minimums(schema["components"]["schemas"])
     _return_urls(schema["components"]["schemas"], return_origins or [])
     for path, item in schema.get("paths", {}).items():
@@ -282,6 +283,47 @@ def _conditional_gift_email(schemas: dict[str, Any]) -> None:
                                                               {"type": "string", "pattern": BLANK}]}}},
         }
     ]  # fmt: skip
+
+
+# The web app's spellings beside ours (gifts/schemas.py): what each alias means.
+GIFT_ALIASES = {
+    "CreateGift": {
+        "totalCredits": "The gift's credits; required unless its alias `credits` is given.",
+        "credits": "Alias of totalCredits (the web app); given with totalCredits, they must agree.",
+        "expirationDays": "Days until the gift expires (default 90); or `expiresAt`, not both.",
+        "expiresAt": "Alias for the expiry (the web app): an instant in the next 365 days, instead of "
+        "expirationDays.",
+    },
+    "Gift": {"url": "Alias of shortUrl (the web app)."},
+    "PublicGift": {"isPersonalized": "type is personalized (the web app)."},
+    "RedeemResult": {
+        "credits": "Alias of creditsReceived (the web app).",
+        "newBalance": "The redeemer's balance after the gift (the web app).",
+    },
+    "Redemption": {
+        "credits": "Alias of creditsReceived (the web app).",
+        "redeemedAt": "Alias of createdAt (the web app).",
+    },
+}
+
+
+def _gift_aliases(schemas: dict[str, Any]) -> None:
+    """Describe the aliases; a gift needs totalCredits or credits (not null), and one way to expire."""
+    for name, fields in GIFT_ALIASES.items():
+        for field, description in fields.items():
+            if name in schemas:
+                schemas[name]["properties"][field]["description"] = description
+    create = schemas.get("CreateGift")
+    if create is None:
+        return
+    create.setdefault("allOf", []).extend(
+        [
+            {"anyOf": [{"required": [field], "properties": {field: {"type": "integer"}}}
+                       for field in ("totalCredits", "credits")]},
+            {"not": {"required": ["expiresAt", "expirationDays"],
+                     "properties": {"expiresAt": {"type": "string"}, "expirationDays": {"type": "integer"}}}},
+        ]
+    )  # fmt: skip
 
 
 def _optional(body: dict[str, Any]) -> bool:
