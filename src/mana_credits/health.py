@@ -9,10 +9,14 @@ import msgspec
 from litestar import Request, get
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from mana_credits.books import openapi as books_openapi
 from mana_credits.context import AppContext
+from mana_credits.credits import openapi as credits_openapi
 from mana_credits.db.pool import WRITABLE
+from mana_credits.gifts import openapi as gifts_openapi
 from mana_credits.kit import openapi
 from mana_credits.kit.errors import NotReady
+from mana_credits.payments import openapi as payments_openapi
 from mana_credits.payments import return_urls
 
 
@@ -48,7 +52,9 @@ def published(request: Request[Any, Any, Any]) -> dict[str, Any]:
     state = request.app.state
     if "openapi" not in state:
         origins = sorted(return_urls.allowed_origins(state.ctx.settings))
-        state.openapi = openapi.document(request.app.openapi_schema.to_schema(), origins)
+        adjustments = [credits_openapi.adjust, gifts_openapi.adjust, payments_openapi.adjust(origins),
+                       books_openapi.adjust]  # fmt: skip
+        state.openapi = openapi.document(request.app.openapi_schema.to_schema(), adjustments)
     schema: dict[str, Any] = state.openapi
     return schema
 

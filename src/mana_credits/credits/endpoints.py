@@ -47,7 +47,9 @@ from mana_credits.credits.schemas import (
 )
 from mana_credits.db.pool import Conn
 from mana_credits.kit import idempotency
+from mana_credits.kit.errors import InsufficientCredits, NotFound
 from mana_credits.kit.idempotency import Idempotent
+from mana_credits.kit.openapi import raises
 from mana_credits.kit.pagination import decode_cursor, encode_cursor
 from mana_credits.kit.validation import UserIdParam, parse_uuid
 from mana_credits.ledger.schemas import AccountSummary, Balance, BalanceRow, Transaction, TxType
@@ -81,7 +83,7 @@ async def my_balance(ctx: AppContext, user: AuthUser) -> Balance:
     return await ctx.balance_reads.submit(user.id)
 
 
-@post("/use", status_code=200)
+@post("/use", status_code=200, responses=raises(InsufficientCredits))
 async def use_credits(
     ctx: AppContext, user: AuthUser, data: UseCredits, idem: Idempotent
 ) -> Response[UseResult]:
@@ -145,14 +147,14 @@ async def user_balance(ctx: AppContext, caller: ServiceCaller, user_id: UserIdPa
     return await ctx.standby_reads.read(ctx.pool, query)
 
 
-@post("/use", status_code=200)
+@post("/use", status_code=200, responses=raises(InsufficientCredits))
 async def internal_use(
     ctx: AppContext, caller: ServiceCaller, data: InternalUseCredits, idem: Idempotent
 ) -> Response[UseResult]:
     return await _use(ctx, idem, data.user_id, data, *service.booked_app(caller, data))
 
 
-@post("/refund", status_code=200)
+@post("/refund", status_code=200, responses=raises(NotFound))
 async def internal_refund(
     caller: ServiceCaller, data: InternalRefund, idem: Idempotent
 ) -> Response[RefundResult]:
@@ -197,7 +199,7 @@ def _owner(caller: ServiceCaller) -> str | None:
     return caller.app_id if caller.per_app_key else None
 
 
-@post("/reserve", status_code=200)
+@post("/reserve", status_code=200, responses=raises(InsufficientCredits))
 async def reserve(
     ctx: AppContext, caller: ServiceCaller, data: Reserve, idem: Idempotent
 ) -> Response[Reservation]:
@@ -220,7 +222,7 @@ async def reserve(
     return await idem.run("credits.reserve", data, work, user_id=data.user_id)
 
 
-@post("/commit", status_code=200)
+@post("/commit", status_code=200, responses=raises(InsufficientCredits, NotFound))
 async def commit(
     ctx: AppContext, caller: ServiceCaller, data: Commit, idem: Idempotent
 ) -> Response[CommitResult]:
@@ -242,7 +244,7 @@ async def commit(
     return await idem.run("credits.commit", data, work)
 
 
-@post("/refund-reservation", status_code=200)
+@post("/refund-reservation", status_code=200, responses=raises(NotFound))
 async def refund_reservation(
     ctx: AppContext, caller: ServiceCaller, data: ReleaseReservation, idem: Idempotent
 ) -> Response[ReleaseResult]:

@@ -13,7 +13,7 @@ from mana_credits.auth.models import AuthUser, ServiceCaller
 from mana_credits.context import AppContext
 from mana_credits.db.pool import Conn
 from mana_credits.gifts import codes, ratelimit, repository, service, tasks
-from mana_credits.gifts.errors import GiftNotFound, Refused
+from mana_credits.gifts.errors import GiftExpired, GiftNotFound, GiftWrongRecipient, Refused
 from mana_credits.gifts.schemas import (
     CancelResult,
     CreateGift,
@@ -26,7 +26,9 @@ from mana_credits.gifts.schemas import (
     Redemption,
     SweepResult,
 )
+from mana_credits.kit.errors import InsufficientCredits, TooManyRequests
 from mana_credits.kit.idempotency import Idempotent
+from mana_credits.kit.openapi import raises
 from mana_credits.kit.validation import parse_uuid
 
 
@@ -37,7 +39,7 @@ def _ip(request: Request[Any, Any, Any]) -> str | None:
 # ---- public ----
 
 
-@get("/{code:str}")
+@get("/{code:str}", responses=raises(GiftNotFound, TooManyRequests))
 async def lookup(
     ctx: AppContext,
     code: Annotated[str, Parameter(description="The gift code, as in the gift link.")],
@@ -66,7 +68,7 @@ public_routes = Router(path="/api/v1/gifts", route_handlers=[lookup], tags=["gif
 # ---- personal (JWT) ----
 
 
-@post("/", status_code=201)
+@post("/", status_code=201, responses=raises(InsufficientCredits, TooManyRequests))
 async def create_gift(ctx: AppContext, user: AuthUser, data: CreateGift, idem: Idempotent) -> Response[Gift]:
     idem = idem.with_body_key(data.idempotency_key)
     await ratelimit.admit_write(ctx.pool, user.id, ctx.clock.now())
@@ -100,7 +102,11 @@ async def my_received(ctx: AppContext, user: AuthUser) -> list[Redemption]:
         return await repository.list_received(conn, user.id)
 
 
-@post("/{code:str}/redeem", status_code=200)
+@post(
+    "/{code:str}/redeem",
+    status_code=200,
+    responses=raises(GiftWrongRecipient, GiftNotFound, GiftExpired, TooManyRequests),
+)
 async def redeem_gift(
     ctx: AppContext,
     user: AuthUser,
@@ -144,7 +150,7 @@ async def redeem_gift(
     return response
 
 
-@delete("/{gift_id:str}", status_code=200)
+@delete("/{gift_id:str}", status_code=200, responses=raises(GiftNotFound, TooManyRequests))
 async def cancel_gift(
     ctx: AppContext,
     user: AuthUser,

@@ -6,9 +6,12 @@ from __future__ import annotations
 import copy
 import re
 import zoneinfo
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from mana_credits.kit.validation import EMAIL, EMAIL_SPACE, URL_FORBIDDEN
+from litestar.openapi import ResponseSpec
+
+from mana_credits.kit.errors import CreditsError
 
 ENVELOPE_REF = {"$ref": "#/components/schemas/ErrorEnvelope"}
 ENVELOPE = {
@@ -40,25 +43,19 @@ DESCRIPTIONS = {
     503: "Temporarily unavailable (database down; payments not configured)",
 }
 
-# Statuses beyond the automatic ones (400 for input, 413 for a body, 401/403 by route group, 503 for the
-# database, 409 for a reused Idempotency-Key), from the errors each operation raises.
 _WRITE = {409}
-EXTRA: dict[str, set[int]] = {
-    "POST /api/v1/credits/use": {402},
-    "POST /api/v1/internal/credits/use": {402},
-    "POST /api/v1/internal/credits/refund": {404},
-    "POST /api/v1/internal/credits/reserve": {402},
-    "POST /api/v1/internal/credits/commit": {402, 404},
-    "POST /api/v1/internal/credits/refund-reservation": {404},
-    "GET /api/v1/credits/purchase/{purchase_id}": {404},
-    "POST /api/v1/credits/purchase": {404, 502},
-    "GET /api/v1/gifts/{code}": {404, 429},
-    "POST /api/v1/gifts": {402, 429},
-    "POST /api/v1/gifts/{code}/redeem": {403, 404, 410, 429},
-    "DELETE /api/v1/gifts/{gift_id}": {404, 429},
-    "POST /api/v1/sync/activate": {402},
-    "POST /api/v1/admin/sync/{user_id}/gift": set(),
-}
+
+
+def raises(*errors: type[CreditsError]) -> dict[int, ResponseSpec]:
+    """A route's `responses=`: the statuses of the errors it raises beyond the ones every route of its
+    kind answers (400 for input, 413 for a body, 401/403 by route group, 503 for the database, 409 for a
+    reused Idempotency-Key on a write); `document` gives each our envelope."""
+    return {
+        error.status: ResponseSpec(None, description=DESCRIPTIONS[error.status], generate_examples=False)
+        for error in errors
+    }
+
+
 # Writes that take no Idempotency-Key, and reads that cannot conflict.
 _NO_CONFLICT = {
     "POST /api/v1/webhooks/stripe",
@@ -74,32 +71,15 @@ _PUBLIC = {"GET /api/v1/gifts/{code}", "GET /api/v1/credits/packages", "GET /api
            "POST /api/v1/webhooks/stripe", "GET /metrics"}  # fmt: skip
 
 
-# As gifts.service checks it (surrounding spaces are trimmed first).
-EMAIL_PATTERN = f"^{EMAIL_SPACE}*{EMAIL}{EMAIL_SPACE}*$"
-BLANK = f"^{EMAIL_SPACE}*$"
 UUID_PATTERN = "^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 _UUID = {"type": "string", "format": "uuid", "pattern": UUID_PATTERN}
 # Strings the handlers parse as UUIDs (path parameters and body fields).
 UUID_FIELDS = {"gift_id", "purchase_id", "transactionId", "reservationId", "packageId"}
 
 
-# Fields where an empty string means "none" (the old clients send it).
-EMPTY_MEANS_NONE = {("InternalRefund", "transactionId")}
-
-
 def _uuid_fields(schema: dict[str, Any]) -> None:
-    for title, component in schema.get("components", {}).get("schemas", {}).items():
+    for component in schema.get("components", {}).get("schemas", {}).values():
         for name, prop in component.get("properties", {}).items():
-            if (title, name) in EMPTY_MEANS_NONE:
-                prop.pop("oneOf", None)
-                prop.update(
-                    {
-                        "type": ["string", "null"],
-                        "pattern": f"^$|{UUID_PATTERN}",
-                        "description": "UUID or empty",
-                    }
-                )
-                continue
             if name in UUID_FIELDS:
                 prop.update({k: v for k, v in _UUID.items() if k != "type"})
                 if prop.get("type") == "string" or ("type" not in prop and "oneOf" not in prop):
@@ -109,20 +89,8 @@ def _uuid_fields(schema: dict[str, Any]) -> None:
                     option.update(_UUID)
 
 
-# Litestar drops a lower bound of 0 (falsy): these fields and parameters have one.
-ZERO_MINIMUM = {("Commit", "amount")}
+# Litestar drops a lower bound of 0 (falsy): these parameters have one.
 ZERO_MINIMUM_PARAMETERS = {"offset"}
-
-
-def _zero_minimums(schemas: dict[str, Any]) -> None:
-    for component, field in ZERO_MINIMUM:
-        prop = schemas.get(component, {}).get("properties", {}).get(field)
-        if prop is not None:
-            prop["minimum"] = 0
-
-
-# books.service's calendar month, YYYY-MM of the years 1970-2999.
-MONTH = r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$"
 
 
 def _parameters(operation: dict[str, Any]) -> None:
@@ -131,19 +99,15 @@ def _parameters(operation: dict[str, Any]) -> None:
             parameter.setdefault("schema", {})["minimum"] = 0
         if parameter.get("name") in UUID_FIELDS:
             parameter["schema"] = dict(_UUID)
-        elif (
-            parameter.get("name") == "month"
-        ):  # the statement's, optional to Litestar so the guard answers first
-            parameter.update(required=True, schema={"type": "string", "pattern": MONTH})
         elif parameter.get("name") == "tz":  # any IANA zone name
             parameter["schema"] = {"type": "string", "enum": sorted(zoneinfo.available_timezones()),
                                    "default": "UTC"}  # fmt: skip
 
 
-def statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
-    """The error statuses this operation can answer."""
+def statuses(method: str, path: str, operation: dict[str, Any], declared: set[int]) -> set[int]:
+    """The error statuses this operation can answer: those its route declares (`raises`), and the rest."""
     name = f"{method.upper()} {path}"
-    found = set(EXTRA.get(name, set()))
+    found = set(declared)
     body = "requestBody" in operation
     if operation.get("parameters") or body:
         found.add(400)
@@ -164,63 +128,30 @@ def statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
     return found
 
 
-def _webhook(operation: dict[str, Any]) -> None:
-    """Stripe signs the raw event: without a Stripe-Signature the request is refused (400)."""
-    operation["parameters"] = [{
-        "name": "Stripe-Signature", "in": "header", "required": True,
-        "schema": {"type": "string", "pattern": "t=[0-9]+"}, "description": "t=<unix time>,v1=<HMAC-SHA256>",
-    }]  # fmt: skip
-    operation["requestBody"] = {
-        "required": True,
-        "content": {"application/json": {"schema": {
-            "type": "object", "required": ["id", "type", "data"],
-            "properties": {"id": {"type": "string"}, "type": {"type": "string"},
-                           "data": {"type": "object", "required": ["object"],
-                                    "properties": {"object": {"type": "object"}}}},
-        }}},
-    }  # fmt: skip
+Adjustment = Callable[[dict[str, Any]], None]
 
 
-def _return_urls(schemas: dict[str, Any], origins: list[str]) -> None:
-    """successUrl/cancelUrl: URLs on the web app's own origins (payments.return_urls checks the same)."""
-    purchase = schemas.get("PurchaseRequest")
-    if purchase is None or not origins:
-        return
-    alternatives = "|".join(re.escape(origin) for origin in sorted(origins))
-    url = {
-        "type": "string",
-        "maxLength": 2000,
-        "pattern": f"^(?:{alternatives})(?:[/?#][^{URL_FORBIDDEN}]*)?$",
-    }
-    for field in ("successUrl", "cancelUrl"):
-        if field in purchase.get("properties", {}):
-            purchase["properties"][field] = {"oneOf": [url, {"type": "null"}]}
-
-
-def document(schema: dict[str, Any], return_origins: list[str] | None = None) -> dict[str, Any]:
+def document(schema: dict[str, Any], adjustments: Sequence[Adjustment] = ()) -> dict[str, Any]:
     """A copy of Litestar's OpenAPI dict with our error envelope and each operation's real statuses;
-    `return_origins` are the origins checkout return URLs may point at."""
+    `adjustments` are the domains' own corrections (each domain's openapi.py), applied in order."""
     schema = copy.deepcopy(schema)
     schema.setdefault("components", {}).setdefault("schemas", {})["ErrorEnvelope"] = ENVELOPE
     _uuid_fields(schema)
-    _conditional_gift_email(schema["components"]["schemas"])
-    _gift_aliases(schema["components"]["schemas"])
-    _zero_minimums(schema["components"]["schemas"])
-    _return_urls(schema["components"]["schemas"], return_origins or [])
+    for adjust in adjustments:
+        adjust(schema)
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
             if method not in ("get", "post", "put", "patch", "delete"):
                 continue
-            if path == "/api/v1/webhooks/stripe":
-                _webhook(operation)
             _parameters(operation)
             body = operation.get("requestBody")
             if body is not None and _optional(body):
                 body["required"] = False
             responses = operation.setdefault("responses", {})
+            declared = {int(status) for status in responses if status[0] in "45"}
             for status in [s for s in responses if s[0] in "45"]:
                 del responses[status]
-            for status in sorted(statuses(method, path, operation)):
+            for status in sorted(statuses(method, path, operation, declared)):
                 responses[str(status)] = {
                     "description": DESCRIPTIONS[status],
                     "content": {"application/json": {"schema": ENVELOPE_REF}},
@@ -267,63 +198,6 @@ def _joined(one: str, other: str) -> str:
         return one
     camel = "".join(part.capitalize() for part in other.split("_"))
     return f"{one}Or{camel}"
-
-
-def _conditional_gift_email(schemas: dict[str, Any]) -> None:
-    """targetEmail: required (an address) for a personalized gift, empty or absent for a simple one."""
-    create = schemas.get("CreateGift")
-    if create is None:
-        return
-    create["allOf"] = [
-        {
-            "if": {"properties": {"type": {"const": "personalized"}}, "required": ["type"]},
-            "then": {"required": ["targetEmail"],
-                     "properties": {"targetEmail": {"type": "string", "pattern": EMAIL_PATTERN}}},
-            "else": {"properties": {"targetEmail": {"oneOf": [{"type": "null"},
-                                                              {"type": "string", "pattern": BLANK}]}}},
-        }
-    ]  # fmt: skip
-
-
-# The web app's spellings beside ours (gifts/schemas.py): what each alias means.
-GIFT_ALIASES = {
-    "CreateGift": {
-        "totalCredits": "The gift's credits; required unless its alias `credits` is given.",
-        "credits": "Alias of totalCredits (the web app); given with totalCredits, they must agree.",
-        "expirationDays": "Days until the gift expires (default 90); or `expiresAt`, not both.",
-        "expiresAt": "Alias for the expiry (the web app): an instant in the next 365 days, instead of "
-        "expirationDays.",
-    },
-    "Gift": {"url": "Alias of shortUrl (the web app)."},
-    "PublicGift": {"isPersonalized": "type is personalized (the web app)."},
-    "RedeemResult": {
-        "credits": "Alias of creditsReceived (the web app).",
-        "newBalance": "The redeemer's balance after the gift (the web app).",
-    },
-    "Redemption": {
-        "credits": "Alias of creditsReceived (the web app).",
-        "redeemedAt": "Alias of createdAt (the web app).",
-    },
-}
-
-
-def _gift_aliases(schemas: dict[str, Any]) -> None:
-    """Describe the aliases; a gift needs totalCredits or credits (not null), and one way to expire."""
-    for name, fields in GIFT_ALIASES.items():
-        for field, description in fields.items():
-            if name in schemas:
-                schemas[name]["properties"][field]["description"] = description
-    create = schemas.get("CreateGift")
-    if create is None:
-        return
-    create.setdefault("allOf", []).extend(
-        [
-            {"anyOf": [{"required": [field], "properties": {field: {"type": "integer"}}}
-                       for field in ("totalCredits", "credits")]},
-            {"not": {"required": ["expiresAt", "expirationDays"],
-                     "properties": {"expiresAt": {"type": "string"}, "expirationDays": {"type": "integer"}}}},
-        ]
-    )  # fmt: skip
 
 
 def _optional(body: dict[str, Any]) -> bool:

@@ -13,9 +13,10 @@ from mana_credits.db.pool import Conn
 from mana_credits.kit import money_metrics
 from mana_credits.kit.errors import NotFound
 from mana_credits.kit.idempotency import Idempotent
+from mana_credits.kit.openapi import raises
 from mana_credits.kit.validation import parse_uuid
 from mana_credits.payments import repository, service, webhooks
-from mana_credits.payments.errors import InvalidSignature, PaymentsUnavailable
+from mana_credits.payments.errors import InvalidSignature, PaymentProviderError, PaymentsUnavailable
 from mana_credits.payments.schemas import Package, Purchase, PurchaseRequest, PurchaseStarted, Received
 from mana_credits.payments.stripe_client import gateway
 
@@ -32,7 +33,7 @@ async def my_purchases(ctx: AppContext, user: AuthUser) -> list[Purchase]:
         return await repository.user_purchases(conn, user.id)
 
 
-@get("/purchase/{purchase_id:str}")
+@get("/purchase/{purchase_id:str}", responses=raises(NotFound))
 async def my_purchase(ctx: AppContext, user: AuthUser, purchase_id: str) -> Purchase:
     async with ctx.pool.acquire() as conn:
         purchase = await repository.user_purchase(conn, user.id, parse_uuid(purchase_id, "id"))
@@ -41,7 +42,7 @@ async def my_purchase(ctx: AppContext, user: AuthUser, purchase_id: str) -> Purc
     return purchase
 
 
-@post("/purchase", status_code=200)
+@post("/purchase", status_code=200, responses=raises(NotFound, PaymentProviderError))
 async def purchase(
     ctx: AppContext, user: AuthUser, data: PurchaseRequest, idem: Idempotent
 ) -> Response[PurchaseStarted]:

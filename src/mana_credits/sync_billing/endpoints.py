@@ -10,7 +10,9 @@ from mana_credits.auth.dependencies import ADMIN, CALLER, USER
 from mana_credits.auth.models import AuthUser, ServiceCaller
 from mana_credits.context import AppContext
 from mana_credits.db.pool import Conn
+from mana_credits.kit.errors import InsufficientCredits
 from mana_credits.kit.idempotency import Idempotent
+from mana_credits.kit.openapi import raises
 from mana_credits.kit.validation import UserIdParam
 from mana_credits.sync_billing import service
 from mana_credits.sync_billing.schemas import (
@@ -34,7 +36,7 @@ async def my_status(ctx: AppContext, user: AuthUser) -> SyncStatus:
         return service.as_the_user_sees_it(await service.status(conn, user.id, ctx.clock.now()))
 
 
-@post("/activate", status_code=200)
+@post("/activate", status_code=200, responses=raises(InsufficientCredits))
 async def activate(
     ctx: AppContext, user: AuthUser, idem: Idempotent, data: Activate | None = None
 ) -> Response[ActivateResult]:
