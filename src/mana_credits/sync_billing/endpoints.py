@@ -14,7 +14,7 @@ from mana_credits.kit.errors import InsufficientCredits
 from mana_credits.kit.idempotency import Idempotent
 from mana_credits.kit.openapi import raises
 from mana_credits.kit.validation import UserIdParam
-from mana_credits.sync_billing import service
+from mana_credits.sync_billing import service, status
 from mana_credits.sync_billing.schemas import (
     Activate,
     ActivateResult,
@@ -33,7 +33,7 @@ from mana_credits.sync_billing.schemas import (
 @get("/status")
 async def my_status(ctx: AppContext, user: AuthUser) -> SyncStatus:
     async with ctx.pool.acquire() as conn:
-        return service.as_the_user_sees_it(await service.status(conn, user.id, ctx.clock.now()))
+        return status.as_the_user_sees_it(await status.status(conn, user.id, ctx.clock.now()))
 
 
 @post("/activate", status_code=200, responses=raises(InsufficientCredits))
@@ -88,7 +88,7 @@ async def user_status(ctx: AppContext, caller: ServiceCaller, user_id: UserIdPar
     """mana-sync's gate, for every user every few minutes: answered by a standby during a failover."""
 
     async def query(conn: Conn) -> SyncStatus:
-        return await service.status(conn, user_id, ctx.clock.now())
+        return await status.status(conn, user_id, ctx.clock.now())
 
     return await ctx.standby_reads.read(ctx.pool, query)
 
@@ -113,7 +113,7 @@ internal_routes = Router(
 @get("/{user_id:str}")
 async def admin_status(ctx: AppContext, admin: AuthUser, user_id: UserIdParam) -> AdminSyncStatus:
     async with ctx.pool.acquire() as conn:
-        return await service.admin_status(conn, user_id, ctx.clock.now())
+        return await status.admin_status(conn, user_id, ctx.clock.now())
 
 
 @post("/{user_id:str}/gift", status_code=200)
