@@ -203,6 +203,24 @@ async def test_old_holds_and_pending_gifts_carry_on(adopted: Adopted) -> None:
     assert set(await _offenders(db)) == {"carl"}
 
 
+async def test_totals_stay_non_negative_across_the_switch(adopted: Adopted) -> None:
+    """carl's old totals say he spent 10 (the old service counted its refund as earned); a refund of 20 for
+    usage from before the switch lowers totalSpent, which mana-auth's data export shows as "spent": it stops
+    at 0 and the rest counts as earned, so earned - spent is still the balance."""
+    client = adopted.client
+    refund = await client.post(
+        "/api/v1/internal/credits/refund",
+        json={"userId": "carl", "amount": 20, "description": "Image generation failed", "appId": "picture"},
+        headers={**SERVICE, "X-App-Id": "picture"},
+    )
+    assert refund.status_code == 200, refund.text
+    carl = (await client.get("/api/v1/internal/credits/balance/carl", headers=SERVICE)).json()
+    assert (carl["balance"], carl["totalEarned"], carl["totalSpent"]) == (70, 70, 0)
+    own = (await client.get("/api/v1/credits/balance", headers=adopted.user("carl", "c@example.com"))).json()
+    assert (own["totalEarned"], own["totalSpent"]) == (70, 0)
+    assert set(await _offenders(adopted.db)) == {"carl"}  # as before the refund: his old totals
+
+
 async def test_an_old_database_without_the_hand_added_enum_values(pg_admin_url: str) -> None:
     """`grant` came to the old database by a hand-run SQL file: a database that never got it adopts too."""
     schema = (FIXTURES / "legacy_schema_drizzle.sql").read_text().replace(",\n    'grant'\n", "\n")

@@ -50,3 +50,36 @@ async def test_registration_export_and_deletion(api: Api) -> None:
     )
     assert deleted.status_code == 200
     assert isinstance(deleted.json()["deletedCount"], int) and deleted.json()["deletedCount"] > 0
+
+
+async def test_the_export_never_shows_negative_spending(api: Api) -> None:
+    """user-data.ts shows `−{totalSpent}` as "spent": a refund beyond what the totals say was spent (of a
+    charge from before the switch, or a goodwill refund) must not read as a negative spend."""
+    client, user = api.client, api.actor()
+    await api.fund(user.id, 100)
+    service = {**HEADERS, "X-App-Id": "chat"}
+    used = await client.post(
+        "/api/v1/internal/credits/use",
+        json={"userId": user.id, "amount": 5, "appId": "chat", "description": "chat"},
+        headers=service,
+    )
+    assert used.status_code == 200 and used.json()["newBalance"]["totalSpent"] == 5
+    refund = await client.post(
+        "/api/v1/internal/credits/refund",
+        json={"userId": user.id, "amount": 20, "description": "refund of last month's failed jobs"},
+        headers=service,
+    )
+    assert refund.status_code == 200, refund.text
+    export = await client.get(
+        f"/api/v1/internal/credits/balance/{user.id}", headers={"X-Service-Key": SERVICE_KEY}
+    )
+    data = export.json()
+    assert (data["balance"], data["totalEarned"], data["totalSpent"]) == (115, 115, 0)
+    again = await client.post(
+        "/api/v1/internal/credits/use",
+        json={"userId": user.id, "amount": 3, "appId": "chat", "description": "chat"},
+        headers=service,
+    )
+    assert again.json()["newBalance"]["totalSpent"] == 0  # net of the refund: 5 + 3 - 20, shown as 0
+    mine = await api.balance(user)
+    assert (mine["balance"], mine["totalEarned"], mine["totalSpent"]) == (112, 112, 0)

@@ -10,7 +10,7 @@ import msgspec
 
 from mana_credits.config import MAX_HOLD_TTL_SECONDS
 from mana_credits.kit.validation import UserId
-from mana_credits.ledger.schemas import Entry, Transaction
+from mana_credits.ledger.schemas import Entry, Transaction, shown_totals
 
 Amount = Annotated[int, msgspec.Meta(gt=0, le=1_000_000_000)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
@@ -92,7 +92,8 @@ class UseResult(msgspec.Struct, rename="camel", kw_only=True):
 
     @classmethod
     def of(cls, entry: Entry) -> UseResult:
-        spent = SpentBalance(balance=entry.balance, total_spent=entry.total_spent)
+        _, total_spent = shown_totals(entry.total_earned, entry.total_spent)
+        spent = SpentBalance(balance=entry.balance, total_spent=total_spent)
         return cls(success=True, transaction=entry.transaction, new_balance=spent)
 
 

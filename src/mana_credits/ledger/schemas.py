@@ -43,11 +43,21 @@ class Transaction(msgspec.Struct, rename="camel", kw_only=True):
         return from_record(cls, row)
 
 
+def shown_totals(earned: int, spent: int) -> tuple[int, int]:
+    """The totals as answered: `total_spent` is net of refunds and never below 0; a refund beyond what the
+    totals say was spent (usage from before the switch, a goodwill refund) counts as earned instead. So
+    earned - spent is unchanged (the stored columns, which `audit` checks, keep the net values)."""
+    return (earned - spent, 0) if spent < 0 else (earned, spent)
+
+
 class Balance(msgspec.Struct, rename="camel", kw_only=True):
     balance: int
     total_earned: int
     total_spent: int
     reserved: int
+
+    def __post_init__(self) -> None:
+        self.total_earned, self.total_spent = shown_totals(self.total_earned, self.total_spent)
 
     @classmethod
     def from_row(cls, row: asyncpg.Record | None) -> Balance:
