@@ -30,6 +30,7 @@ import pytest
 from mana_credits.ledger.audit import audit
 from tests.faults.conftest import OwnPostgres, ServerProcess
 from tests.ha.cluster import Cluster, Node, missing
+from tests.notifications.notify_stub import NotifyStub
 
 pytestmark = pytest.mark.ha
 
@@ -38,8 +39,12 @@ RESULTS = Path(__file__).parents[2] / "bench" / "results"
 KEY = "ha-service-key"
 READS = {"read", "status"}
 WRITES = {"debit", "keyed", "grant", "hold", "abandon"}
-# The expiry sweep runs every 30 s in each replica (credits.tasks): every abandoned hold is released by then.
-SWEPT_WITHIN = 90
+# The expiry sweep and the outbox run every 30 s in each replica: every abandoned hold is released and every
+# pause mail delivered by then.
+SETTLED_WITHIN = 120
+# Cloud Sync subscriptions falling due one after another through the faults: the even ones can pay their
+# renewal (charged exactly once), the odd ones cannot (paused, and exactly one pause mail).
+SYNC_USERS = [f"ha-sync-{n}" for n in range(12)]
 
 
 @dataclass
@@ -192,8 +197,10 @@ async def single_node_writes_per_second(folder: Path, env: dict[str, str]) -> fl
 async def test_acknowledged_writes_survive_every_fault(cluster: Cluster, tmp_path: Path) -> None:
     hosts = ",".join(f"127.0.0.1:{n.pg_port}" for n in cluster.nodes)
     url = f"postgresql://postgres:{cluster_password()}@{hosts}/postgres?target_session_attrs=read-write"
-    # The jobs run in both replicas through the faults (renewals off: nothing is due).
-    env = {"MANA_SERVICE_KEYS": f"chat:{KEY}", "MANA_SERVICE_KEY": KEY, "SYNC_BILLING_INTERVAL_SECONDS": "0"}
+    # The jobs run in both replicas through the faults; mana-notify is a stub that records every mail.
+    notify = NotifyStub()
+    env = {"MANA_SERVICE_KEYS": f"chat:{KEY}", "MANA_SERVICE_KEY": KEY, "SYNC_BILLING_INTERVAL_SECONDS": "3",
+           "MANA_NOTIFY_URL": notify.url}  # fmt: skip
     single_node = await single_node_writes_per_second(tmp_path / "single", env)
     logs = [tmp_path / f"replica{n}.log" for n in range(2)]
     replicas = [ServerProcess(url, tmp_path / f"replica{n}", **env) for n in range(2)]
@@ -201,6 +208,9 @@ async def test_acknowledged_writes_survive_every_fault(cluster: Cluster, tmp_pat
         replica.log = log
         await replica.start()
     await seed(replicas[0].base)
+    leader = cluster.leader()
+    assert leader is not None
+    await subscriptions_due(leader, replicas[0].base)
 
     workload = Workload([r.base for r in replicas])
     running = asyncio.create_task(workload.run())
@@ -232,7 +242,7 @@ async def test_acknowledged_writes_survive_every_fault(cluster: Cluster, tmp_pat
             })  # fmt: skip
         workload.running = False
         await running
-        await swept(cluster)  # by the replicas' own sweeps, which ran through the faults
+        await settled(cluster)  # by the replicas' own jobs, which ran through the faults
     finally:
         workload.running = False
         await running
@@ -263,6 +273,14 @@ async def test_acknowledged_writes_survive_every_fault(cluster: Cluster, tmp_pat
     assert verdict["server_errors"] == 0, verdict
     assert verdict["lied"] == [], verdict
     assert verdict["audit"] == [], verdict
+    payers, unpaid = SYNC_USERS[::2], SYNC_USERS[1::2]
+    assert verdict["renewals"] == dict.fromkeys(payers, 1), verdict["renewals"]
+    assert verdict["paused"] == sorted(unpaid), verdict["paused"]
+    mails: dict[str, set[str]] = {}
+    for mail in notify.received:  # mana-notify dedups by externalId: one id = one mail
+        mails.setdefault(mail.body["userId"], set()).add(mail.body["externalId"])
+    notify.close()
+    assert {user: len(ids) for user, ids in mails.items()} == dict.fromkeys(unpaid, 1), mails
 
 
 def cluster_password() -> str:
@@ -285,6 +303,14 @@ async def check(node: Node, calls: list[Call], *, run_audit: bool = True) -> dic
         holds = await conn.fetch(
             "SELECT substr(reason, 10) AS ref, count(*) AS n FROM credits.reservations "
             "WHERE reason LIKE 'research:ha-abandon-%' AND status = 'refunded' GROUP BY 1"
+        )
+        renewals = await conn.fetch(
+            "SELECT user_id, count(*) AS n FROM credits.transactions WHERE app_id = 'sync' "
+            "AND user_id LIKE 'ha-sync-%' GROUP BY 1"
+        )
+        paused = await conn.fetch(
+            "SELECT user_id FROM credits.sync_subscriptions WHERE user_id LIKE 'ha-sync-%' "
+            "AND paused_at IS NOT NULL ORDER BY 1"
         )
         offenders = [o.user_id for o in await audit(conn)] if run_audit else []
     finally:
@@ -310,26 +336,59 @@ async def check(node: Node, calls: list[Call], *, run_audit: bool = True) -> dic
         ),
         "unknown_outcomes": sum(1 for c in writes if c.code == "outcome_unknown"),
         "audit": offenders,
+        "renewals": {r["user_id"]: r["n"] for r in renewals},
+        "paused": [r["user_id"] for r in paused],
     }
 
 
-async def swept(cluster: Cluster) -> None:
-    """Until no abandoned hold is still reserved (AssertionError after SWEPT_WITHIN seconds)."""
-    for _ in range(SWEPT_WITHIN):
+_DUE_SUBSCRIPTION = """
+INSERT INTO credits.sync_subscriptions (user_id, active, billing_interval, amount_charged, activated_at,
+  next_charge_at, current_period_end, anchor_day, email)
+VALUES ($1, true, 'monthly', 30, now() - interval '1 month', now() + make_interval(secs => $2),
+  now() + make_interval(secs => $2), extract(day FROM now())::smallint, $1 || '@example.com')
+"""
+
+
+async def subscriptions_due(leader: Node, base: str) -> None:
+    """SYNC_USERS' subscriptions, due every 10 s from 20 s on; the even users hold one renewal's credits."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        for user in SYNC_USERS[::2]:
+            grant = {"userId": user, "amount": 30, "reason": "ha", "referenceId": f"sync-{user}"}
+            answer = await client.post(f"{base}/api/v1/internal/credits/grant", json=grant,
+                                       headers={"X-Service-Key": KEY, "X-App-Id": "chat"})  # fmt: skip
+            assert answer.status_code == 200, answer.text
+    conn = await asyncpg.connect(leader.url)
+    try:
+        await conn.executemany(
+            _DUE_SUBSCRIPTION, [(user, 20.0 + 10 * n) for n, user in enumerate(SYNC_USERS)]
+        )
+    finally:
+        await conn.close()
+
+
+_UNSETTLED = """
+SELECT (SELECT count(*) FROM credits.reservations WHERE reason LIKE 'research:ha-abandon-%'
+          AND status = 'reserved')
+     + (SELECT count(*) FROM credits.sync_subscriptions WHERE user_id LIKE 'ha-sync-%' AND active
+          AND paused_at IS NULL AND next_charge_at <= now())
+     + (SELECT count(*) FROM credits.notification_outbox WHERE delivered_at IS NULL)
+"""
+
+
+async def settled(cluster: Cluster) -> None:
+    """Until every abandoned hold is released, every due subscription renewed or paused, every mail out."""
+    for _ in range(SETTLED_WITHIN):
         leader = cluster.leader()
         if leader is not None:
             conn = await asyncpg.connect(leader.url)
             try:
-                left = await conn.fetchval(
-                    "SELECT count(*) FROM credits.reservations WHERE reason LIKE 'research:ha-abandon-%' "
-                    "AND status = 'reserved'"
-                )
+                left = await conn.fetchval(_UNSETTLED)
             finally:
                 await conn.close()
             if left == 0:
                 return
         await asyncio.sleep(1)
-    raise AssertionError(f"abandoned holds still reserved after {SWEPT_WITHIN} s")
+    raise AssertionError(f"jobs not done {SETTLED_WITHIN} s after the faults")
 
 
 async def catch_up(leader: Node, standby: Node) -> None:
