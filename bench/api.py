@@ -74,9 +74,10 @@ async def seed(url: str, users: int, credits: int) -> None:
 
 def debit_script(users: int) -> str:
     """The ledger's own debit statement (usage row included) for a random user of bench-1..bench-users."""
-    values = {
+    values = {  # the statement's parameters in their order (ledger.repository.debit)
         "1": "('bench-' || :uid::text)", "2": ":amount", "3": "true", "4": "'usage'",
-        "5": "gen_random_uuid()", "6": "'bench'", "7": "'pgbench debit'", "8": "NULL::jsonb", "9": "NULL::text",
+        "5": "gen_random_uuid()",
+        "6": "'bench'", "7": "'pgbench debit'", "8": "NULL::jsonb", "9": "NULL::text",
     }  # fmt: skip
     sql = re.sub(r"\$(\d+)", lambda m: values[m.group(1)], _DEBIT)
     return f"\\set uid random(1, {users})\n\\set amount 1\n{sql.strip()};\n"

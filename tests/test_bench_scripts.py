@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 
 import asyncpg
-
 from bench.api import debit_script
+
 from mana_credits import ledger
 from mana_credits.ledger.schemas import TxType
 
