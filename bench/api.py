@@ -4,7 +4,8 @@ In rounds, each against the same served instance (`mana-credits serve`, embedded
 `GET /health` (the server's own ceiling), S1 `POST /api/v1/internal/credits/use` spread over 10,000 users
 (64 connections), pgbench of the same debit statement spread the same way, S2 the same on one hot account
 (32 connections) and its pgbench, S3 `GET /api/v1/credits/balance` with real EdDSA JWTs of 1,000 users
-(64 connections). Ratios are taken within a round, then the median over the rounds is reported.
+(64 connections), S1f the load of S1 with fractional charges of 0.1 (they accrue; one usage row per ten,
+`ratio_to_s1` within the round). Ratios are taken within a round, then the median over the rounds.
 Afterwards the ledger audit must be clean and the usage rows at least the 200 answers (wrk does not count
 requests still in flight when it stops).
 
@@ -129,7 +130,7 @@ def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 async def run(seconds: float = 10.0, rounds: int = 3, workers: int = 2) -> dict[str, Any]:
     data_dir = tempfile.mkdtemp(prefix="mana-credits-bench-keys-")
     tokens_file = jwt_tokens(Path(data_dir), TOKENS)
-    results: dict[str, list[dict[str, Any]]] = {"S1": [], "S2": [], "S3": []}
+    results: dict[str, list[dict[str, Any]]] = {"S1": [], "S1f": [], "S2": [], "S3": []}
     answered = 0  # 2xx debits
     async with embedded_database() as url:
         await seed(url, USERS, 1_000_000_000)
@@ -143,6 +144,9 @@ async def run(seconds: float = 10.0, rounds: int = 3, workers: int = 2) -> dict[
                     "debit", seconds=seconds, connections=S1_CONNECTIONS, env={"BENCH_USERS": str(USERS)}
                 )
                 watching.cancel()
+                s1f, _ = await load.run("debit", seconds=seconds, connections=S1_CONNECTIONS,
+                                        env={"BENCH_USERS": str(USERS), "BENCH_AMOUNT": "0.1"})  # fmt: skip
+                results["S1f"].append({**s1f, "ratio_to_s1": round(s1f["rps"] / s1["rps"], 3)})
                 s1_limits = await limits(url, USERS, seconds=seconds, connections=S1_CONNECTIONS)
                 s2, s2_answered = await load.run(
                     "debit", seconds=seconds, connections=S2_CONNECTIONS, env={"BENCH_USERS": "1"}
@@ -166,7 +170,7 @@ async def run(seconds: float = 10.0, rounds: int = 3, workers: int = 2) -> dict[
             )
         finally:
             await conn.close()
-    errors = sum(r["errors"] for r in results["S1"] + results["S2"] + results["S3"])
+    errors = sum(r["errors"] for rounds_ in results.values() for r in rounds_)
     print(f"audit: {'clean' if not offenders else f'{len(offenders)} offenders'}; "
           f"{answered} debits answered 2xx, {usage} usage rows; {errors} errors", flush=True)  # fmt: skip
     return {

@@ -43,7 +43,7 @@ async def _debit(body: bytes) -> bytes:
     if not _group_commits:
         _group_commits.append(GroupCommit(await create_pool(os.environ["DATABASE_URL"])))
     data = _read(body)
-    item = UsageDebit(data.user_id, data.amount, data.app_id, data.description, data.metadata)
+    item = UsageDebit(data.user_id, int(data.amount), data.app_id, data.description, data.metadata)
     return msgspec.json.encode(UseResult.of(await _group_commits[0].debit(item)))
 
 

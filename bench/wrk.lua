@@ -3,6 +3,8 @@
 -- done() prints one line `WRK_JSON {...}` with the figures the bench reads.
 local mode = os.getenv("BENCH_MODE") or "health"
 local users = tonumber(os.getenv("BENCH_USERS") or "1")
+-- BENCH_AMOUNT: the debit's amount as JSON text ("0.1": fractional charges, which accrue).
+local amount = os.getenv("BENCH_AMOUNT") or "1"
 local threads = 0
 local counter = 0
 local tokens = {}
@@ -32,7 +34,7 @@ function request()
   counter = counter + 1
   if mode == "debit" then
     local body = '{"userId":"bench-' .. (counter % users + 1)
-      .. '","amount":1,"appId":"bench","description":"bench debit"}'
+      .. '","amount":' .. amount .. ',"appId":"bench","description":"bench debit"}'
     return wrk.format("POST", "/api/v1/internal/credits/use", debit_headers, body)
   elseif mode == "balance" then
     local token = tokens[counter % #tokens + 1]

@@ -58,14 +58,15 @@ async def test_options_allows_every_method_of_the_path(client: httpx.AsyncClient
 
 
 async def test_an_integral_float_is_an_integer(api: Api) -> None:
-    """JSON Schema's `integer` includes 1.0; a fraction stays refused."""
+    """JSON Schema's `integer` includes 1.0; a fraction stays refused (a usage debit's amount takes up to
+    three decimals, tests/contract/test_api_fractional.py; a grant's does not)."""
     user = api.actor()
     await api.fund(user.id, 10)
     whole = {"amount": 2.0, "appId": "chat", "description": "x"}
     response = await api.client.post("/api/v1/credits/use", json=whole, headers=user.headers)
     assert response.status_code == 200, response.text
     assert (await api.balance(user))["balance"] == 8
-    fraction = {**whole, "amount": 2.5}
+    fraction = {**whole, "amount": 2.0005}
     assert (
         await api.client.post("/api/v1/credits/use", json=fraction, headers=user.headers)
     ).status_code == 400

@@ -22,6 +22,7 @@ from mana_credits.support import cli as support_cli
 from mana_credits.sync_billing import cli as sync_cli
 
 if TYPE_CHECKING:
+    from mana_credits.ledger.accrual import AccrualOffender
     from mana_credits.ledger.audit import GiftOffender, Offender
 
 app = typer.Typer(
@@ -241,12 +242,15 @@ def audit(
         raise typer.Exit(1)
 
 
-async def _audit(url: str, *, questions: bool) -> tuple[list[Offender | GiftOffender], list[tuple[str, str]]]:
+async def _audit(
+    url: str, *, questions: bool
+) -> tuple[list[Offender | GiftOffender | AccrualOffender], list[tuple[str, str]]]:
     from mana_credits.db.pool import connect
+    from mana_credits.ledger.accrual import audit_accruals
     from mana_credits.ledger.audit import audit_batches, audit_gifts, count_users
 
     conn = await connect(url)
-    found: list[Offender | GiftOffender] = []
+    found: list[Offender | GiftOffender | AccrualOffender] = []
     try:
         from rich.progress import Progress
 
@@ -256,6 +260,7 @@ async def _audit(url: str, *, questions: bool) -> tuple[list[Offender | GiftOffe
                 found.extend(offenders)
                 progress.advance(task, checked)
         found.extend(await audit_gifts(conn))
+        found.extend(await audit_accruals(conn))
         if not questions:
             return found, []
         from mana_credits.support.repository import open_questions

@@ -211,7 +211,7 @@ async def test_init_is_idempotent_under_concurrency(
 @pytest.mark.parametrize(
     ("path", "body"),
     [
-        ("/use", {"userId": "u", "amount": 2.5, "appId": "a", "description": "x"}),
+        ("/use", {"userId": "u", "amount": 2.5005, "appId": "a", "description": "x"}),
         ("/use", {"amount": 2, "appId": "a", "description": "x"}),
         ("/refund", {"userId": "u", "amount": -1, "description": "x"}),
         ("/grant", {"userId": "u", "amount": 1, "reason": "x"}),

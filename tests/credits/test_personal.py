@@ -72,7 +72,7 @@ async def test_use_without_enough_credits_is_402_with_details(api: Api, client: 
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"amount": 1.5, "appId": "chat", "description": "x"}, "amount"),
+        ({"amount": 1.0005, "appId": "chat", "description": "x"}, "amount"),  # four decimals
         ({"amount": 0, "appId": "chat", "description": "x"}, "amount"),
         ({"amount": -3, "appId": "chat", "description": "x"}, "amount"),
         ({"amount": "5", "appId": "chat", "description": "x"}, "amount"),

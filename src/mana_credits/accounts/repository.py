@@ -10,13 +10,15 @@ from mana_credits.db.pool import Conn, rows_changed
 
 async def lock_account(conn: Conn, user_id: str) -> None:
     """Nothing of the account commits around its erasure, and nothing after it keeps text: lock its open
-    holds, its gifts, its subscription, then its balance row (the order every other writer takes them in,
-    so no deadlock), and leave the tombstone the insert triggers read (migration 0012)."""
+    holds, its gifts, its subscription, its usage accruals, then its balance row (the order every other
+    writer takes them in, so no deadlock), and leave the tombstone the insert triggers read (migration
+    0012). Accruals hold amounts only: they stay, like the ledger's amounts."""
     await conn.execute(
         "SELECT 1 FROM credits.reservations WHERE user_id = $1 AND status = 'reserved' FOR UPDATE", user_id
     )
     await conn.execute("SELECT 1 FROM gifts.gift_codes WHERE creator_id = $1 FOR UPDATE", user_id)
     await conn.execute("SELECT 1 FROM credits.sync_subscriptions WHERE user_id = $1 FOR UPDATE", user_id)
+    await conn.execute("SELECT 1 FROM credits.usage_accruals WHERE user_id = $1 FOR UPDATE", user_id)
     await conn.execute("SELECT 1 FROM credits.balances WHERE user_id = $1 FOR UPDATE", user_id)
     await conn.execute(
         "INSERT INTO credits.erased_accounts (user_id) VALUES ($1) ON CONFLICT DO NOTHING", user_id

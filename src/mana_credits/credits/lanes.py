@@ -35,6 +35,7 @@ def _take_keyless_debit(scope: Scope, headers: lane.Headers, body: bytes) -> lan
         app_id = None if app_header is None else app_header.decode("latin-1")
         caller = identify_service(key.decode("latin-1"), app_id, ctx)
         check_text(body, _INTERNAL_USE_NAMES)
+        service.charge_amount(data.amount)  # a bad amount is the route's 400
     except (*MALFORMED, CreditsError):
         return None
     if data.idempotency_key is not None:

@@ -19,3 +19,11 @@ def adjust(schema: dict[str, Any]) -> None:
     amount = schemas.get("Commit", {}).get("properties", {}).get("amount")
     if amount is not None:
         amount["minimum"] = 0
+    # A usage debit's amount (credits.service.charge_amount): whole credits or up to three decimals.
+    for name in ("UseCredits", "InternalUseCredits"):
+        if name in schemas:
+            schemas[name]["properties"]["amount"] = {
+                "type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000_000, "multipleOf": 0.001,
+                "description": "Credits, up to three decimals: fractions accrue per app until a whole "
+                "credit is billed as one usage row.",
+            }  # fmt: skip

@@ -1,4 +1,5 @@
-"""Request bodies and answers. Amounts are whole credits > 0: a fractional or non-positive amount is a 400."""
+"""Request bodies and answers. Amounts are whole credits > 0: a fractional or non-positive amount is a 400,
+except on the usage debits, which take up to three decimals (fractions accrue: ledger.accrual)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,20 @@ import msgspec
 
 from mana_credits.config import MAX_HOLD_TTL_SECONDS
 from mana_credits.kit.validation import UserId
+from mana_credits.ledger.accrual import Accrued
 from mana_credits.ledger.schemas import Entry, Transaction, shown_totals
 
 Amount = Annotated[int, msgspec.Meta(gt=0, le=1_000_000_000)]
+Charge = int | float  # bounds: credits.service.charge_amount (msgspec has none for a union)
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
 AppId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 
 
 class UseCredits(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=False):
-    amount: Amount
+    # Whole credits, or up to three decimals (credits.service.charge_amount reads the number as written,
+    # as a Decimal; a JSON string is a 400).
+    amount: Charge
     app_id: AppId
     description: Text
     idempotency_key: Key | None = None
@@ -85,16 +90,25 @@ class SpentBalance(msgspec.Struct, rename="camel", kw_only=True):
     total_spent: int
 
 
-class UseResult(msgspec.Struct, rename="camel", kw_only=True):
+class UseResult(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
     success: bool
-    transaction: Transaction
+    # A fractional charge that completes no whole credit writes no ledger row: null.
+    transaction: Transaction | None
     new_balance: SpentBalance
+    # A fractional charge: what is accrued for this app afterwards, not yet billed (absent otherwise).
+    accrued: float | None = None
 
     @classmethod
     def of(cls, entry: Entry) -> UseResult:
         _, total_spent = shown_totals(entry.total_earned, entry.total_spent)
         spent = SpentBalance(balance=entry.balance, total_spent=total_spent)
         return cls(success=True, transaction=entry.transaction, new_balance=spent)
+
+    @classmethod
+    def accrued_by(cls, done: Accrued) -> UseResult:
+        spent = SpentBalance(balance=done.balance.balance, total_spent=done.balance.total_spent)
+        transaction = done.entry.transaction if done.entry else None
+        return cls(success=True, transaction=transaction, new_balance=spent, accrued=float(done.accrued))
 
 
 class NewBalance(msgspec.Struct, rename="camel", kw_only=True):

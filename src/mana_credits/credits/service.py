@@ -5,6 +5,7 @@ Holds have their own module (holds.py)."""
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -29,8 +30,9 @@ from mana_credits.credits.schemas import (
 from mana_credits.db.pool import Conn
 from mana_credits.kit import idempotency
 from mana_credits.kit.batching import Batcher
-from mana_credits.kit.errors import Conflict, NotFound
+from mana_credits.kit.errors import Conflict, NotFound, ValidationFailed
 from mana_credits.kit.standby import StandbyReads
+from mana_credits.ledger import accrual
 from mana_credits.ledger.group import UsageDebit, usage_debit
 from mana_credits.ledger.schemas import Balance, TxType
 
@@ -42,15 +44,54 @@ def request_params(data: msgspec.Struct, *extra: Any) -> Any:
 
 # ---- usage debits ----
 
+MAX_CHARGE = Decimal(1_000_000_000)
+
+
+def charge_amount(value: int | float) -> int | Decimal:
+    """A usage debit's amount: an int for whole credits (`1.0` too), a Decimal for a fraction; anything
+    not > 0, above the bound or with more than three decimals is a 400. A JSON number decoded as a float
+    is read back exactly as written: within the bound, three decimals are at most 13 significant digits,
+    and the shortest repr of such a float is that number (never float arithmetic)."""
+    amount = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+    if amount.is_finite() and 0 < amount <= MAX_CHARGE and amount == amount.quantize(accrual.QUANTUM):
+        return int(amount) if amount == amount.to_integral_value() else amount.quantize(accrual.QUANTUM)
+    message = f"amount must be above 0 and at most {MAX_CHARGE}, with at most three decimals"
+    raise ValidationFailed(message, details={"fields": [{"field": "amount", "message": message}]})
+
+
+async def fractional_use(
+    conn: Conn,
+    user_id: str,
+    amount: Decimal,
+    data: UseCredits,
+    app_id: str,
+    extra: dict[str, Any] | None,
+    key: str | None,
+) -> UseResult:
+    """A fractional charge, in the caller's transaction: accrued, whole credits billed as they complete."""
+    done = await accrual.charge(
+        conn,
+        user_id,
+        amount,
+        app_id=app_id,
+        description=data.description,
+        metadata=_metadata(data, extra),
+        idempotency_key=key,
+    )
+    return UseResult.accrued_by(done)
+
 
 async def keyed_use(
     conn: Conn, user_id: str, data: UseCredits, app_id: str, extra: dict[str, Any] | None, key: str
 ) -> UseResult:
     """A debit with an idempotency key: its own transaction, which stores the answer with the key."""
+    amount = charge_amount(data.amount)
+    if isinstance(amount, Decimal):
+        return await fractional_use(conn, user_id, amount, data, app_id, extra, key)
     entry = await ledger.debit(
         conn,
         user_id,
-        data.amount,
+        amount,
         type=TxType.USAGE,
         app_id=app_id,
         description=data.description,
@@ -66,7 +107,12 @@ async def keyless_use(
 ) -> UseResult:
     """A debit without a key, from the route or the lane: through the process's group commit, or alone
     with GROUP_COMMIT off; either tells the truth after a lost connection (ledger.outcome)."""
-    item = UsageDebit(user_id, data.amount, app_id, data.description, _metadata(data, extra))
+    amount = charge_amount(data.amount)
+    if isinstance(amount, Decimal):
+        # Fractions lock their accrual row: their own transaction, not the group commit.
+        async with accrual.alone(ctx.pool) as conn:
+            return await fractional_use(conn, user_id, amount, data, app_id, extra, None)
+    item = UsageDebit(user_id, amount, app_id, data.description, _metadata(data, extra))
     if ctx.group_commit is None:
         return UseResult.of(await usage_debit(ctx.pool, item))
     return UseResult.of(await ctx.group_commit.debit(item))

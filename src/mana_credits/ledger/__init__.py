@@ -7,6 +7,7 @@ The invariant, for every account at every commit (`audit` checks it; the stateme
     total_spent        = −Σ negative amounts except reversals, minus refunds and expiries
     reserved           = Σ its open holds
     each ledger row:     balance_before + amount = balance_after
+    per user and app:    fractions charged = whole credits billed (their rollup rows) + accrued (accrual.py)
 
 Every balance change writes its ledger row in the same statement or transaction.
 

@@ -17,6 +17,7 @@ from uuid import UUID
 import msgspec
 
 from mana_credits.db.pool import Conn
+from mana_credits.ledger.accrual import AccrualOffender, audit_accruals
 
 BATCH = 2000
 
@@ -136,9 +137,9 @@ async def audit_batches(conn: Conn, batch: int = BATCH) -> AsyncIterator[tuple[i
         yield len(rows), [item for item in checked if item.problems]
 
 
-async def audit(conn: Conn) -> list[Offender | GiftOffender]:
-    """Every account and every gift that breaks the invariant (none: the ledger is consistent)."""
-    offenders: list[Offender | GiftOffender] = []
+async def audit(conn: Conn) -> list[Offender | GiftOffender | AccrualOffender]:
+    """Every account, gift and accrual that breaks the invariant (none: the ledger is consistent)."""
+    offenders: list[Offender | GiftOffender | AccrualOffender] = []
     async for _, found in audit_batches(conn):
         offenders.extend(found)
-    return [*offenders, *await audit_gifts(conn)]
+    return [*offenders, *await audit_gifts(conn), *await audit_accruals(conn)]

@@ -56,7 +56,15 @@ WITH b AS (
 ), {one_move(6, amount="$2::integer", type="$5", record_usage="false")}, {WRITES}
 {_RESULT}"""
 
-_BALANCE = "SELECT balance, total_earned, total_spent, reserved FROM credits.balances WHERE user_id = $1"
+# What a balance read adds: fractional usage accrued but not billed (ledger.accrual), over the user's apps.
+_ACCRUED = (
+    "(SELECT COALESCE(SUM(a.accrued), 0) FROM credits.usage_accruals a WHERE a.user_id = b.user_id) "
+    "AS accrued"
+)
+_BALANCE = (
+    f"SELECT balance, total_earned, total_spent, reserved, {_ACCRUED} FROM credits.balances b "
+    "WHERE user_id = $1"
+)
 
 
 def _entry(row: asyncpg.Record) -> Entry:
@@ -85,7 +93,7 @@ async def get_balances(conn: Conn, user_ids: list[str]) -> list[Balance]:
     """The balances of `user_ids` (repeats allowed, answered in order) in one query; as `get_balance`, a
     user without a row gets zeros and a row."""
     rows = await conn.fetch(
-        "SELECT user_id, balance, total_earned, total_spent, reserved FROM credits.balances "
+        f"SELECT user_id, balance, total_earned, total_spent, reserved, {_ACCRUED} FROM credits.balances b "
         "WHERE user_id = ANY($1::text[])",
         user_ids,
     )
@@ -120,7 +128,9 @@ async def account_summary(conn: Conn, user_id: str) -> AccountSummary:
         """
         SELECT COALESCE(b.balance, 0) AS balance, COALESCE(b.total_earned, 0) AS total_earned,
                COALESCE(b.total_spent, 0) AS total_spent, COALESCE(b.reserved, 0) AS reserved,
-               (SELECT count(*) FROM credits.transactions t WHERE t.user_id = $1) AS transactions_count
+               (SELECT count(*) FROM credits.transactions t WHERE t.user_id = $1) AS transactions_count,
+               (SELECT COALESCE(SUM(a.accrued), 0) FROM credits.usage_accruals a WHERE a.user_id = $1)
+                 AS accrued
         FROM (SELECT 1) AS one LEFT JOIN credits.balances b ON b.user_id = $1
         """,
         user_id,

@@ -43,6 +43,15 @@ class Transaction(msgspec.Struct, rename="camel", kw_only=True):
         return from_record(cls, row)
 
 
+# The default object itself: msgspec leaves a field out when its value *is* the default.
+NOTHING_ACCRUED = 0.0
+
+
+def accrued(value: object) -> float:
+    """An accrued sum (numeric) as answered, 0 as the default object so that it is left out."""
+    return float(value) if value else NOTHING_ACCRUED  # type: ignore[arg-type]
+
+
 def shown_totals(earned: int, spent: int) -> tuple[int, int]:
     """The totals as answered: `total_spent` is net of refunds and never below 0; a refund beyond what the
     totals say was spent (usage from before the switch, a goodwill refund) counts as earned instead. So
@@ -50,11 +59,14 @@ def shown_totals(earned: int, spent: int) -> tuple[int, int]:
     return (earned - spent, 0) if spent < 0 else (earned, spent)
 
 
-class Balance(msgspec.Struct, rename="camel", kw_only=True):
+class Balance(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
     balance: int
     total_earned: int
     total_spent: int
     reserved: int
+    # Fractional usage accrued over all apps, not billed yet (ledger.accrual); below one credit per app.
+    # Left out when 0, so answers without fractions read as before.
+    accrued: float = NOTHING_ACCRUED
 
     def __post_init__(self) -> None:
         self.total_earned, self.total_spent = shown_totals(self.total_earned, self.total_spent)
@@ -68,6 +80,7 @@ class Balance(msgspec.Struct, rename="camel", kw_only=True):
             total_earned=row["total_earned"],
             total_spent=row["total_spent"],
             reserved=row["reserved"],
+            accrued=accrued(row.get("accrued")),
         )
 
 
@@ -81,7 +94,7 @@ class BalanceRow(Balance, kw_only=True):
 
     @classmethod
     def from_record(cls, row: asyncpg.Record) -> BalanceRow:
-        return from_record(cls, row)
+        return from_record(cls, row, accrued=accrued(row.get("accrued")))
 
 
 class AccountSummary(Balance, kw_only=True):
@@ -91,7 +104,7 @@ class AccountSummary(Balance, kw_only=True):
 
     @classmethod
     def from_record(cls, row: asyncpg.Record) -> AccountSummary:
-        return from_record(cls, row)
+        return from_record(cls, row, accrued=accrued(row["accrued"]))
 
 
 class Entry(msgspec.Struct, kw_only=True):
