@@ -12,6 +12,7 @@ answered "not done" that was done, no 500, `audit` clean. The figures go to benc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -31,6 +32,7 @@ from mana_credits.ledger.audit import audit
 from tests.faults.conftest import OwnPostgres, ServerProcess
 from tests.ha.cluster import Cluster, Node, missing
 from tests.notifications.notify_stub import NotifyStub
+from tests.support import JwksServer
 
 pytestmark = pytest.mark.ha
 
@@ -38,7 +40,9 @@ USERS = [f"ha-user-{n}" for n in range(12)]
 RESULTS = Path(__file__).parents[2] / "bench" / "results"
 KEY = "ha-service-key"
 READS = {"read", "status"}
-WRITES = {"debit", "keyed", "grant", "hold", "abandon"}
+WRITES = {"debit", "keyed", "grant", "hold", "abandon", "redeem"}
+# Gifts made before the faults: redeemed one by one through them, or left to expire during them.
+GIFTS = 12
 # The expiry sweep and the outbox run every 30 s in each replica: every abandoned hold is released and every
 # pause mail delivered by then.
 SETTLED_WITHIN = 120
@@ -49,8 +53,8 @@ SYNC_USERS = [f"ha-sync-{n}" for n in range(12)]
 
 @dataclass
 class Call:
-    kind: str  # debit (keyless), keyed, grant, hold (reserve + commit), abandon (reserve, left to expire);
-    # read (balance), status (sync)
+    kind: str  # debit (keyless), keyed, grant, hold (reserve + commit), abandon (reserve, left to expire),
+    # redeem (a gift); read (balance), status (sync); sweep (the gift-expiry sweep, not a write of its own)
     ref: str  # the description, key or reference that finds its effect
     started: float
     ended: float
@@ -59,11 +63,15 @@ class Call:
 
 
 class Workload:
-    def __init__(self, bases: list[str]) -> None:
+    def __init__(
+        self, bases: list[str], jwks: JwksServer | None = None, gifts: list[str] | None = None
+    ) -> None:
         self.bases = bases
         self.calls: list[Call] = []
         self.running = True
         self.counter = 0
+        self.jwks = jwks
+        self.gifts = list(gifts or [])  # codes left to redeem, one redeemer each
 
     async def _one(self, client: httpx.AsyncClient, kinds: tuple[str, ...]) -> None:
         self.counter += 1
@@ -85,6 +93,17 @@ class Workload:
                 body = {"userId": user, "amount": 1, "reason": f"research:{ref}", "ttlSeconds": 1}
                 answer = await client.post(f"{base}/api/v1/internal/credits/reserve", json=body,
                                            headers={**headers, "Idempotency-Key": ref})  # fmt: skip
+            elif kind == "redeem":  # a gift code by a new user (their own token), keyed by the code
+                if not self.gifts or self.jwks is None:
+                    return
+                gift = self.gifts.pop()
+                ref = f"ha-redeem-{gift}"
+                token = self.jwks.mint({"sub": f"ha-redeemer-{gift}", "email": f"{gift}@example.com"})
+                answer = await client.post(f"{base}/api/v1/gifts/{gift}/redeem",
+                                           headers={"Authorization": f"Bearer {token}",
+                                                    "Idempotency-Key": ref})  # fmt: skip
+            elif kind == "sweep":  # the gift-expiry sweep, called as a cron would, every few seconds
+                answer = await client.post(f"{base}/api/v1/internal/gifts/expire", headers=headers)
             elif kind == "grant":
                 body = {"userId": user, "amount": 1, "reason": "ha", "referenceId": ref}
                 answer = await client.post(
@@ -129,6 +148,7 @@ class Workload:
         await asyncio.gather(
             *(worker(("debit", "debit", "keyed", "grant", "hold", "abandon")) for _ in range(writers)),
             *(worker(("read", "status")) for _ in range(readers)),
+            worker(("redeem", "redeem", "sweep")),
         )
 
 
@@ -168,7 +188,7 @@ async def seed(base: str) -> None:
 
 
 def writes_per_second(workload: Workload, start: float, end: float) -> float:
-    done = [c for c in workload.calls if c.kind not in READS and c.status == 200 and start <= c.ended <= end]
+    done = [c for c in workload.calls if c.kind in WRITES and c.status == 200 and start <= c.ended <= end]
     return len(done) / (end - start)
 
 
@@ -198,9 +218,9 @@ async def test_acknowledged_writes_survive_every_fault(cluster: Cluster, tmp_pat
     hosts = ",".join(f"127.0.0.1:{n.pg_port}" for n in cluster.nodes)
     url = f"postgresql://postgres:{cluster_password()}@{hosts}/postgres?target_session_attrs=read-write"
     # The jobs run in both replicas through the faults; mana-notify is a stub that records every mail.
-    notify = NotifyStub()
+    notify, jwks = NotifyStub(), JwksServer()  # mana-notify records the mails; mana-auth signs users' tokens
     env = {"MANA_SERVICE_KEYS": f"chat:{KEY}", "MANA_SERVICE_KEY": KEY, "SYNC_BILLING_INTERVAL_SECONDS": "3",
-           "MANA_NOTIFY_URL": notify.url}  # fmt: skip
+           "MANA_NOTIFY_URL": notify.url, "MANA_AUTH_URL": jwks.url}  # fmt: skip
     single_node = await single_node_writes_per_second(tmp_path / "single", env)
     logs = [tmp_path / f"replica{n}.log" for n in range(2)]
     replicas = [ServerProcess(url, tmp_path / f"replica{n}", **env) for n in range(2)]
@@ -211,8 +231,9 @@ async def test_acknowledged_writes_survive_every_fault(cluster: Cluster, tmp_pat
     leader = cluster.leader()
     assert leader is not None
     await subscriptions_due(leader, replicas[0].base)
+    to_redeem, to_expire = await gifts_made(leader, replicas[0].base, jwks)
 
-    workload = Workload([r.base for r in replicas])
+    workload = Workload([r.base for r in replicas], jwks, to_redeem)
     running = asyncio.create_task(workload.run())
     figures: list[dict[str, Any]] = []
     try:
@@ -242,7 +263,7 @@ async def test_acknowledged_writes_survive_every_fault(cluster: Cluster, tmp_pat
             })  # fmt: skip
         workload.running = False
         await running
-        await settled(cluster)  # by the replicas' own jobs, which ran through the faults
+        await settled(cluster, replicas[0].base)  # by the replicas' own jobs, which ran through the faults
     finally:
         workload.running = False
         await running
@@ -281,6 +302,9 @@ async def test_acknowledged_writes_survive_every_fault(cluster: Cluster, tmp_pat
         mails.setdefault(mail.body["userId"], set()).add(mail.body["externalId"])
     notify.close()
     assert {user: len(ids) for user, ids in mails.items()} == dict.fromkeys(unpaid, 1), mails
+    # Every gift left to expire was refunded exactly once (and not one of those that were redeemed).
+    assert verdict["expired_gifts"] == sorted((code, "expired", 1) for code in to_expire), verdict
+    jwks.close()
 
 
 def cluster_password() -> str:
@@ -304,6 +328,16 @@ async def check(node: Node, calls: list[Call], *, run_audit: bool = True) -> dic
             "SELECT substr(reason, 10) AS ref, count(*) AS n FROM credits.reservations "
             "WHERE reason LIKE 'research:ha-abandon-%' AND status = 'refunded' GROUP BY 1"
         )
+        redeemed = await conn.fetch(
+            "SELECT 'ha-redeem-' || (metadata->>'code') AS ref, count(*) AS n FROM credits.transactions "
+            "WHERE type = 'gift' AND amount > 0 AND user_id LIKE 'ha-redeemer-%' GROUP BY 1"
+        )
+        expired = await conn.fetch(
+            "SELECT g.code, g.status::text AS status, count(t.id) AS refunds FROM gifts.gift_codes g "
+            "LEFT JOIN credits.transactions t "
+            "ON t.type = 'expiry' AND t.metadata->>'giftCodeId' = g.id::text "
+            "WHERE g.creator_id = 'ha-gift-creator' AND g.expires_at <= now() GROUP BY 1, 2"
+        )
         renewals = await conn.fetch(
             "SELECT user_id, count(*) AS n FROM credits.transactions WHERE app_id = 'sync' "
             "AND user_id LIKE 'ha-sync-%' GROUP BY 1"
@@ -317,7 +351,8 @@ async def check(node: Node, calls: list[Call], *, run_audit: bool = True) -> dic
         await conn.close()
     found = {r["description"]: r["n"] for r in rows} | {r["ref"]: r["n"] for r in grants}
     found |= {r["ref"]: r["n"] for r in holds}  # an abandoned hold counts once released by the sweep
-    writes = [c for c in calls if c.kind not in READS]
+    found |= {r["ref"]: r["n"] for r in redeemed}
+    writes = [c for c in calls if c.kind in WRITES]
     acknowledged = [c for c in writes if 200 <= c.status < 300]
     return {
         "acknowledged": len(acknowledged),
@@ -338,6 +373,7 @@ async def check(node: Node, calls: list[Call], *, run_audit: bool = True) -> dic
         "audit": offenders,
         "renewals": {r["user_id"]: r["n"] for r in renewals},
         "paused": [r["user_id"] for r in paused],
+        "expired_gifts": sorted((r["code"], r["status"], r["refunds"]) for r in expired),
     }
 
 
@@ -366,18 +402,51 @@ async def subscriptions_due(leader: Node, base: str) -> None:
         await conn.close()
 
 
+async def gifts_made(leader: Node, base: str, jwks: JwksServer) -> tuple[list[str], list[str]]:
+    """2 × GIFTS gifts of 10 credits by one creator: codes to redeem, and codes expiring every 10 s from
+    20 s on."""
+    creator = "ha-gift-creator"
+    token = jwks.mint({"sub": creator, "email": "creator@example.com", "name": "Creator"})
+    codes: list[str] = []
+    async with httpx.AsyncClient(timeout=30) as client:
+        grant = {"userId": creator, "amount": 20 * GIFTS, "reason": "ha", "referenceId": "gift-creator"}
+        answer = await client.post(f"{base}/api/v1/internal/credits/grant", json=grant,
+                                   headers={"X-Service-Key": KEY, "X-App-Id": "chat"})  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        for _ in range(2 * GIFTS):
+            made = await client.post(f"{base}/api/v1/gifts", json={"totalCredits": 10},
+                                     headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            assert made.status_code == 201, made.text
+            codes.append(made.json()["code"])
+    conn = await asyncpg.connect(leader.url)
+    try:
+        await conn.executemany(
+            "UPDATE gifts.gift_codes SET expires_at = now() + make_interval(secs => $2) WHERE code = $1",
+            [(code, 20.0 + 10 * n) for n, code in enumerate(codes[GIFTS:])],
+        )
+    finally:
+        await conn.close()
+    return codes[:GIFTS], codes[GIFTS:]
+
+
 _UNSETTLED = """
 SELECT (SELECT count(*) FROM credits.reservations WHERE reason LIKE 'research:ha-abandon-%'
           AND status = 'reserved')
      + (SELECT count(*) FROM credits.sync_subscriptions WHERE user_id LIKE 'ha-sync-%' AND active
           AND paused_at IS NULL AND next_charge_at <= now())
      + (SELECT count(*) FROM credits.notification_outbox WHERE delivered_at IS NULL)
+     + (SELECT count(*) FROM gifts.gift_codes WHERE status = 'active' AND expires_at <= now())
 """
 
 
-async def settled(cluster: Cluster) -> None:
-    """Until every abandoned hold is released, every due subscription renewed or paused, every mail out."""
+async def settled(cluster: Cluster, base: str) -> None:
+    """Until every abandoned hold is released, every due subscription renewed or paused, every mail out,
+    every expired gift swept (the sweep is called as a cron would)."""
     for _ in range(SETTLED_WITHIN):
+        async with httpx.AsyncClient(timeout=30) as client:
+            with contextlib.suppress(httpx.HTTPError):
+                await client.post(f"{base}/api/v1/internal/gifts/expire",
+                                  headers={"X-Service-Key": KEY, "X-App-Id": "chat"})  # fmt: skip
         leader = cluster.leader()
         if leader is not None:
             conn = await asyncpg.connect(leader.url)
