@@ -3,6 +3,7 @@ machine's drift (up to 2x between minutes here) hits both alike. Not in `make be
 
     .venv/bin/python -m bench.ab --a-workers 1 --b-workers 2 [--modes health,balance,debit] [--repeat 3]
     .venv/bin/python -m bench.ab --a-src ../old-checkout/src    # A runs another checkout's code
+    .venv/bin/python -m bench.ab --modes debit --amount 0.1     # fractional charges (S1f)
 
 Prints, per mode and setup, the median and range of req/s, the median p99 and the errors.
 """
@@ -21,7 +22,8 @@ from bench.harness import command_line, embedded_database, jwt_tokens, paired_ru
 
 async def main(args: argparse.Namespace) -> None:
     data_dir = tempfile.mkdtemp(prefix="mana-credits-ab-")
-    env = {"BENCH_USERS": str(args.users), "BENCH_TOKENS": str(jwt_tokens(Path(data_dir), TOKENS))}
+    env = {"BENCH_USERS": str(args.users), "BENCH_TOKENS": str(jwt_tokens(Path(data_dir), TOKENS)),
+           "BENCH_AMOUNT": args.amount}  # fmt: skip
     async with embedded_database() as url, contextlib.AsyncExitStack() as stack:
         await seed(url, USERS, 1_000_000_000)
         bases = {
@@ -50,6 +52,7 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--users", type=int, default=USERS, help="debit spread (1: one hot account, as S2)")
+    parser.add_argument("--amount", default="1", help="the debit's amount as JSON (0.1: S1f's charges)")
     for setup in ("a", "b"):
         parser.add_argument(f"--{setup}-workers", type=int, default=1)
         parser.add_argument(

@@ -38,6 +38,7 @@ from mana_credits.kit.jobs import Job, JobRunner
 from mana_credits.kit.standby import StandbyReads
 from mana_credits.kit.validation import strict_json_body
 from mana_credits.ledger import tasks as ledger_tasks
+from mana_credits.ledger.fraction_commit import FractionCommit
 from mana_credits.ledger.group import GroupCommit
 from mana_credits.notifications import tasks as notification_tasks
 from mana_credits.payments import endpoints as payments_endpoints
@@ -97,6 +98,7 @@ async def build_context(settings: Settings, clock: Clock | None = None) -> AppCo
         balance_reads=credits_service.balance_reads(read_pool or pool, standby_reads),
         read_pool=read_pool,
         group_commit=GroupCommit(pool) if settings.GROUP_COMMIT else None,
+        fraction_commit=FractionCommit(pool) if settings.GROUP_COMMIT else None,
     )
 
 

@@ -12,6 +12,7 @@ from mana_credits.config import Settings
 from mana_credits.kit.batching import Batcher
 from mana_credits.kit.clock import Clock
 from mana_credits.kit.standby import StandbyReads
+from mana_credits.ledger.fraction_commit import FractionCommit
 from mana_credits.ledger.group import GroupCommit
 from mana_credits.ledger.schemas import Balance
 from mana_credits.payments.stripe_client import StripeGateway
@@ -33,6 +34,8 @@ class AppContext:
     read_pool: asyncpg.Pool | None = None
     # The keyless debits of this process, sent together (ledger.group); None with GROUP_COMMIT off.
     group_commit: GroupCommit | None = None
+    # Its keyless fractional charges, decided together (ledger.fraction_commit); None with GROUP_COMMIT off.
+    fraction_commit: FractionCommit | None = None
     # The Stripe client, made with the first payment (payments.stripe_client.gateway: the SDK is large, and
     # a worker that takes no payment never loads it).
     stripe: StripeGateway | None = None
@@ -45,6 +48,8 @@ class AppContext:
     async def close(self) -> None:
         if self.group_commit is not None:
             await self.group_commit.aclose()
+        if self.fraction_commit is not None:
+            await self.fraction_commit.aclose()
         if self.stripe is not None:
             await self.stripe.aclose()
         await self.pool.close()

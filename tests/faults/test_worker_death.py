@@ -38,6 +38,7 @@ class Load:
         self.lost: list[tuple[str, dict[str, object]]] = []
         self.stop = asyncio.Event()
         self.busy = asyncio.Event()  # set once the load is well under way
+        self.failures: list[str] = []  # what the lost answers were, for the failure message
 
     def body(self, n: int) -> tuple[str, dict[str, object]]:
         return f"wd-debit-{n}", {
@@ -52,7 +53,8 @@ class Load:
         try:
             response = await client.post(f"{self.server.base}/api/v1/internal/credits/use", json=body,
                                          headers=headers)  # fmt: skip
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
+            self.failures.append(f"{type(exc).__name__}: {exc}")
             return None
         self.answered[key] = response.status_code
         if len(self.answered) >= WARM_UP:
@@ -105,13 +107,13 @@ async def test_kill_9_of_one_worker_under_load_costs_only_its_requests(
             victim, survivor = sorted(first)
             os.kill(victim, signal.SIGKILL)
             # The survivor answers at once, and goes on answering while the replacement starts.
-            assert await load.fresh_connections(AFTER_KILL) == [200] * AFTER_KILL
+            assert await load.fresh_connections(AFTER_KILL) == [200] * AFTER_KILL, load.failures[-3:]
             second = await wait_for_workers(server, 2, without={victim})
             assert survivor in second
             # The replacement serves: with the survivor killed too, only it is left to answer.
             await asyncio.sleep(CRASH_LOOP_SECONDS)
             os.kill(survivor, signal.SIGKILL)
-            assert await load.fresh_connections(AFTER_KILL) == [200] * AFTER_KILL
+            assert await load.fresh_connections(AFTER_KILL) == [200] * AFTER_KILL, load.failures[-3:]
             await wait_for_workers(server, 2, without={victim, survivor})
         finally:
             load.stop.set()

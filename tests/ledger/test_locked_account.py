@@ -86,3 +86,47 @@ async def test_the_batches_lock_timeout_stays_with_the_group_commit(
     finally:
         await pool.close()
     assert await audit(db) == []
+
+
+async def test_fractional_charges_of_other_accounts_do_not_wait_for_a_locked_row(
+    api: Api, base_url: str, settings: Settings, db: asyncpg.Connection
+) -> None:
+    """The same through ledger.fraction_commit: its transaction skips the held row and the locked
+    account's charges wait alone; all of them answered while the row is still held, so none waited."""
+    locked, others = api.actor(), [api.actor() for _ in range(4)]
+    for user in (locked, *others):
+        await api.fund(user.id, 100)
+
+    def post(user_id: str, description: str) -> asyncio.Task[httpx.Response]:
+        body = {"userId": user_id, "amount": 0.5, "appId": "chat", "description": description}
+        return asyncio.create_task(http.post(USE, json=body, headers=HEADERS))
+
+    assert settings.DATABASE_URL is not None
+    holder = await connect(settings.DATABASE_URL)
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
+        lock = holder.transaction()
+        await lock.start()
+        try:
+            await holder.execute("SELECT 1 FROM credits.balances WHERE user_id = $1 FOR UPDATE", locked.id)
+            waiting = [post(locked.id, "locked")]
+            for wave in range(3):
+                waiting.append(post(locked.id, f"locked {wave}"))
+                answers = await asyncio.gather(*[post(u.id, f"{wave}") for u in others * 3])
+                assert [a.status_code for a in answers] == [200] * len(answers)
+            assert not any(task.done() for task in waiting)  # they wait for the lock
+        finally:
+            await lock.rollback()
+            await holder.close()
+        answered = await asyncio.gather(*waiting)
+    assert [r.status_code for r in answered] == [200] * 4
+    # Four halves: two credits billed, one ledger row each, named by the answers that billed them.
+    rows = await db.fetch(
+        "SELECT id::text AS id FROM credits.transactions WHERE user_id = $1 AND type = 'usage'", locked.id
+    )
+    billed = {r.json()["transaction"]["id"] for r in answered if r.json()["transaction"]}
+    assert {r["id"] for r in rows} == billed and len(billed) == 2
+    assert (await api.balance(locked))["balance"] == 98
+    for user in others:
+        assert (await api.balance(user))["balance"] == 96  # nine halves: 4 billed, 0.5 accrued
+    assert await audit(db) == []

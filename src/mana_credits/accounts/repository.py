@@ -18,7 +18,9 @@ async def lock_account(conn: Conn, user_id: str) -> None:
     )
     await conn.execute("SELECT 1 FROM gifts.gift_codes WHERE creator_id = $1 FOR UPDATE", user_id)
     await conn.execute("SELECT 1 FROM credits.sync_subscriptions WHERE user_id = $1 FOR UPDATE", user_id)
-    await conn.execute("SELECT 1 FROM credits.usage_accruals WHERE user_id = $1 FOR UPDATE", user_id)
+    await conn.execute(
+        "SELECT 1 FROM credits.usage_accruals WHERE user_id = $1 ORDER BY app_id FOR UPDATE", user_id
+    )
     await conn.execute("SELECT 1 FROM credits.balances WHERE user_id = $1 FOR UPDATE", user_id)
     await conn.execute(
         "INSERT INTO credits.erased_accounts (user_id) VALUES ($1) ON CONFLICT DO NOTHING", user_id

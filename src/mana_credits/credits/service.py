@@ -33,6 +33,7 @@ from mana_credits.kit.batching import Batcher
 from mana_credits.kit.errors import Conflict, NotFound, ValidationFailed
 from mana_credits.kit.standby import StandbyReads
 from mana_credits.ledger import accrual
+from mana_credits.ledger.fraction_commit import charge_alone
 from mana_credits.ledger.group import UsageDebit, usage_debit
 from mana_credits.ledger.schemas import Balance, TxType
 
@@ -59,26 +60,15 @@ def charge_amount(value: int | float) -> int | Decimal:
     raise ValidationFailed(message, details={"fields": [{"field": "amount", "message": message}]})
 
 
-async def fractional_use(
-    conn: Conn,
+def _charge(
     user_id: str,
     amount: Decimal,
     data: UseCredits,
     app_id: str,
     extra: dict[str, Any] | None,
     key: str | None,
-) -> UseResult:
-    """A fractional charge, in the caller's transaction: accrued, whole credits billed as they complete."""
-    done = await accrual.charge(
-        conn,
-        user_id,
-        amount,
-        app_id=app_id,
-        description=data.description,
-        metadata=_metadata(data, extra),
-        idempotency_key=key,
-    )
-    return UseResult.accrued_by(done)
+) -> accrual.Charge:
+    return accrual.Charge(user_id, amount, app_id, data.description, _metadata(data, extra), key)
 
 
 async def keyed_use(
@@ -87,7 +77,9 @@ async def keyed_use(
     """A debit with an idempotency key: its own transaction, which stores the answer with the key."""
     amount = charge_amount(data.amount)
     if isinstance(amount, Decimal):
-        return await fractional_use(conn, user_id, amount, data, app_id, extra, key)
+        return UseResult.accrued_by(
+            await accrual.charge(conn, _charge(user_id, amount, data, app_id, extra, key))
+        )
     entry = await ledger.debit(
         conn,
         user_id,
@@ -109,9 +101,10 @@ async def keyless_use(
     with GROUP_COMMIT off; either tells the truth after a lost connection (ledger.outcome)."""
     amount = charge_amount(data.amount)
     if isinstance(amount, Decimal):
-        # Fractions lock their accrual row: their own transaction, not the group commit.
-        async with accrual.alone(ctx.pool) as conn:
-            return await fractional_use(conn, user_id, amount, data, app_id, extra, None)
+        charge = _charge(user_id, amount, data, app_id, extra, None)
+        if ctx.fraction_commit is None:
+            return UseResult.accrued_by(await charge_alone(ctx.pool, charge))
+        return UseResult.accrued_by(await ctx.fraction_commit.charge(charge))
     item = UsageDebit(user_id, amount, app_id, data.description, _metadata(data, extra))
     if ctx.group_commit is None:
         return UseResult.of(await usage_debit(ctx.pool, item))

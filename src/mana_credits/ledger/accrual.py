@@ -1,49 +1,50 @@
 """Fractional usage: a charge of up to three decimals (apps/api bills 0.1 credit per local chat) accrues per
 user and app in `credits.usage_accruals`; whenever the accrued amount reaches whole credits, they are
-billed as one usage row through the single debit (the debit rule, rule.py), in the same transaction as the
-accrual, with `metadata.accrual` naming what it rolled up and a row in `credits.accrual_rollups`.
+billed as one usage row through the debit rule (the group statement, ledger.group), in the same
+transaction as the accrual, with `metadata.accrual` naming what it rolled up and a row in
+`credits.accrual_rollups`.
 
 A charge is refused with InsufficientCredits (402), changing nothing, when the balance cannot pay the
 whole credits it completes, or, when something stays accrued, the whole credit it accrues toward (so
 an account cannot run up fractions it will never pay). Exact decimals throughout: ten charges of 0.1
-bill one credit, once (the accrual row is locked for the charge, so charges of one account queue).
+bill one credit, once.
+
+Charges are decided together (`charge_all`, any number of accounts, in arrival order): the accrual rows,
+then the balance rows, are locked in key order (the order the erasure takes them too), each charge is
+decided against its account's running balance and its app's running accrual, and the whole credits and
+the new accruals are written in three statements. The keyless charges of a process go through one such
+transaction at a time (ledger.fraction_commit), as the whole-credit debits go through the group commit.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 import msgspec
 
 from mana_credits.db.pool import Conn
-from mana_credits.kit.errors import CreditsError, InsufficientCredits
-from mana_credits.ledger.errors import OutcomeUnknown
-from mana_credits.ledger.outcome import cut_off
-from mana_credits.ledger.repository import debit, get_balance
-from mana_credits.ledger.schemas import Balance, Entry, TxType
+from mana_credits.kit import money_metrics
+from mana_credits.kit.errors import InsufficientCredits
+from mana_credits.ledger.group import SKIPPED, Skipped, UsageDebit, apply_batch
+from mana_credits.ledger.rule import new_ids
+from mana_credits.ledger.schemas import Balance, Entry
 
 QUANTUM = Decimal("0.001")
 
-_LOCK = """
-INSERT INTO credits.usage_accruals AS a (user_id, app_id) VALUES ($1, $2)
-ON CONFLICT (user_id, app_id) DO UPDATE SET updated_at = now()
-RETURNING a.accrued, a.charges
-"""
 
-_ACCRUE = """
-UPDATE credits.usage_accruals
-SET charged = charged + $3, billed = billed + $4, accrued = $5, charges = $6, updated_at = now()
-WHERE user_id = $1 AND app_id = $2
-"""
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """A fractional usage charge (`amount` > 0, at most three decimals)."""
 
-_ROLLUP = (
-    "INSERT INTO credits.accrual_rollups (transaction_id, user_id, app_id, credits) VALUES ($1, $2, $3, $4)"
-)
+    user_id: str
+    amount: Decimal
+    app_id: str
+    description: str
+    metadata: dict[str, Any] | None = None
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,64 +57,173 @@ class Accrued:
     balance: Balance
 
 
-async def charge(
-    conn: Conn,
-    user_id: str,
-    amount: Decimal,
-    *,
-    app_id: str,
-    description: str,
-    metadata: dict[str, Any] | None,
-    idempotency_key: str | None,
-) -> Accrued:
-    """Accrue `amount` (> 0, at most three decimals) and bill the whole credits it completes; the caller
-    owns the transaction (a 402 must roll the accrual row's lock back with it)."""
-    assert amount > 0 and amount == amount.quantize(QUANTUM)
-    row = await conn.fetchrow(_LOCK, user_id, app_id)
-    assert row is not None
-    before: Decimal = row["accrued"]
-    charges = int(row["charges"]) + 1
-    total = before + amount
+Decided = Accrued | InsufficientCredits | Skipped
+
+
+def decide(accrued: Decimal, amount: Decimal, balance: int) -> tuple[int, Decimal] | InsufficientCredits:
+    """One charge against its app's accrual and its account's balance: the whole credits it bills now and
+    what stays accrued, or why it is refused."""
+    total = accrued + amount
     whole = int(total)  # the floor, as total > 0
     rest = total - whole
-    entry = None
-    if whole:
-        rolled = {"credits": whole, "charges": charges, "accruedBefore": str(before), "charged": str(amount)}
-        entry = await debit(
-            conn,
-            user_id,
-            whole,
-            type=TxType.USAGE,
-            app_id=app_id,
-            description=description,
-            metadata={**(metadata or {}), "accrual": rolled},
-            idempotency_key=idempotency_key,
-            record_usage=True,
+    if whole and whole > balance:
+        return InsufficientCredits(required=whole, available=balance)
+    if rest and balance - whole < 1:
+        return InsufficientCredits(required=1, available=balance - whole)
+    return whole, rest
+
+
+# The accrual rows of the pairs ($1 users, $2 apps), locked in key order; a pair seen for the first time
+# gets its row (locked by being inserted). A pair whose row another session inserted and has not
+# committed, or (skipping) holds, is missing from the result.
+def _lock_accruals(lock: str) -> str:
+    return f"""
+WITH p AS (SELECT * FROM unnest($1::text[], $2::text[]) AS p(user_id, app_id)),
+new AS (
+  INSERT INTO credits.usage_accruals (user_id, app_id)
+  SELECT user_id, app_id FROM p ORDER BY user_id, app_id
+  ON CONFLICT (user_id, app_id) DO NOTHING
+  RETURNING user_id, app_id, accrued, charges
+), old AS (
+  SELECT a.user_id, a.app_id, a.accrued, a.charges
+  FROM credits.usage_accruals a JOIN p USING (user_id, app_id)
+  ORDER BY a.user_id, a.app_id
+  {lock}
+)
+SELECT * FROM new UNION ALL SELECT * FROM old
+"""
+
+
+def _lock_balances(lock: str) -> str:
+    return f"""
+SELECT user_id, balance, total_earned, total_spent, reserved FROM credits.balances
+WHERE user_id = ANY($1::text[]) ORDER BY user_id {lock}
+"""
+
+
+_LOCKS = {
+    False: (_lock_accruals("FOR UPDATE OF a"), _lock_balances("FOR UPDATE")),
+    True: (_lock_accruals("FOR UPDATE OF a SKIP LOCKED"), _lock_balances("FOR UPDATE SKIP LOCKED")),
+}
+
+# The accruals of the charges taken, and the rollup rows beside their ledger rows.
+_WRITE = """
+WITH r AS (
+  INSERT INTO credits.accrual_rollups (transaction_id, user_id, app_id, credits)
+  SELECT * FROM unnest($7::uuid[], $8::text[], $9::text[], $10::integer[])
+)
+UPDATE credits.usage_accruals a
+SET charged = a.charged + u.charged, billed = a.billed + u.billed, accrued = u.accrued,
+    charges = u.charges, updated_at = now()
+FROM unnest($1::text[], $2::text[], $3::numeric[], $4::bigint[], $5::numeric[], $6::bigint[])
+  AS u(user_id, app_id, charged, billed, accrued, charges)
+WHERE a.user_id = u.user_id AND a.app_id = u.app_id
+"""
+
+
+@dataclass(slots=True)
+class _Account:
+    balance: int
+    total_earned: int
+    total_spent: int
+    reserved: int
+
+
+@dataclass(slots=True)
+class _Accrual:
+    accrued: Decimal
+    charges: int  # since the last rollup
+    charged: Decimal = Decimal(0)  # by this transaction
+    billed: int = 0
+
+
+async def charge_all(conn: Conn, items: Sequence[Charge], *, skip_locked: bool = False) -> list[Decided]:
+    """Decide and apply `items` (any accounts and apps, arrival order) in the caller's transaction; one
+    outcome per item. With `skip_locked`, the charges whose rows another session holds are SKIPPED."""
+    assert all(item.amount > 0 and item.amount == item.amount.quantize(QUANTUM) for item in items)
+    lock_accruals, lock_balances = _LOCKS[skip_locked]
+    pairs = sorted({(item.user_id, item.app_id) for item in items})
+    accruals: dict[tuple[str, str], _Accrual] = {}
+    for _ in range(1 if skip_locked else 2):
+        wanted = [pair for pair in pairs if pair not in accruals]
+        rows = await conn.fetch(lock_accruals, [user for user, _ in wanted], [app for _, app in wanted])
+        accruals.update({(r["user_id"], r["app_id"]): _Accrual(r["accrued"], r["charges"]) for r in rows})
+        # Missing without skipping: inserted by another session that committed while the statement
+        # looked, so the next statement sees it.
+        if len(accruals) == len(pairs):
+            break
+    rows = await conn.fetch(lock_balances, sorted({user for user, _ in accruals}))
+    accounts = {
+        row["user_id"]: _Account(row["balance"], row["total_earned"], row["total_spent"], row["reserved"])
+        for row in rows
+    }
+    if not skip_locked:  # not locked: there is no row, so nothing to pay with
+        accounts.update({user: _Account(0, 0, 0, 0) for user, _ in accruals if user not in accounts})
+    outcomes: list[Decided] = []
+    rollups: list[tuple[int, UsageDebit]] = []  # (the outcome's place, its ledger debit)
+    for item in items:
+        accrual, account = accruals.get((item.user_id, item.app_id)), accounts.get(item.user_id)
+        if accrual is None or account is None:
+            outcomes.append(SKIPPED)
+            continue
+        decided = decide(accrual.accrued, item.amount, account.balance)
+        if isinstance(decided, InsufficientCredits):
+            money_metrics.refused(item.app_id)
+            outcomes.append(decided)
+            continue
+        whole, rest = decided
+        charges = accrual.charges + 1
+        if whole:
+            rolled = {"credits": whole, "charges": charges, "accruedBefore": str(accrual.accrued),
+                      "charged": str(item.amount)}  # fmt: skip
+            metadata = {**(item.metadata or {}), "accrual": rolled}
+            debit = UsageDebit(item.user_id, whole, item.app_id, item.description, metadata,
+                               item.idempotency_key)  # fmt: skip
+            rollups.append((len(outcomes), debit))
+            account.balance -= whole
+            account.total_spent += whole
+            charges = 0
+        accrual.accrued, accrual.charges = rest, charges
+        accrual.charged += item.amount
+        accrual.billed += whole
+        balance = Balance(balance=account.balance, total_earned=account.total_earned,
+                          total_spent=account.total_spent, reserved=account.reserved)  # fmt: skip
+        outcomes.append(Accrued(entry=None, accrued=rest, balance=balance))
+    ids = new_ids(len(rollups))
+    if rollups:
+        entries = await apply_batch(conn, [debit for _, debit in rollups], ids=ids)
+        for (place, _), entry in zip(rollups, entries, strict=True):
+            # The rows are locked and the balances were decided above: every rollup is paid.
+            assert isinstance(entry, Entry), entry
+            done = outcomes[place]
+            assert isinstance(done, Accrued) and done.balance.balance == entry.balance
+            outcomes[place] = Accrued(entry=entry, accrued=done.accrued, balance=done.balance)
+    touched = [(pair, a) for pair, a in accruals.items() if a.charged]
+    if touched:
+        await conn.execute(
+            _WRITE,
+            [user for (user, _), _ in touched],
+            [app for (_, app), _ in touched],
+            [a.charged for _, a in touched],
+            [a.billed for _, a in touched],
+            [a.accrued for _, a in touched],
+            [a.charges for _, a in touched],
+            ids,
+            [debit.user_id for _, debit in rollups],
+            [debit.app_id for _, debit in rollups],
+            [debit.amount for _, debit in rollups],
         )
-        await conn.execute(_ROLLUP, entry.transaction.id, user_id, app_id, whole)
-        charges = 0
-    balance = await get_balance(conn, user_id, create=False)
-    if rest and balance.balance < 1:
-        raise InsufficientCredits(required=1, available=balance.balance)
-    await conn.execute(_ACCRUE, user_id, app_id, amount, whole, rest, charges)
-    return Accrued(entry=entry, accrued=rest, balance=balance)
+    return outcomes
 
 
-@contextlib.asynccontextmanager
-async def alone(pool: asyncpg.Pool) -> AsyncIterator[Conn]:
-    """A connection and transaction for one keyless fractional charge. Cut before its answer came back,
-    it may have committed (and a charge without a whole credit leaves no ledger row to look up), so the
-    caller is told OutcomeUnknown, never to retry (ledger.outcome's rule)."""
-    async with pool.acquire() as conn:
-        try:
-            async with conn.transaction():
-                yield conn
-        except CreditsError:
-            raise
-        except Exception as exc:
-            if cut_off(exc, conn):
-                raise OutcomeUnknown() from exc
-            raise
+async def charge(conn: Conn, item: Charge) -> Accrued:
+    """One charge in the caller's transaction (a charge with an Idempotency-Key, whose answer is stored in
+    the same transaction); raises InsufficientCredits, changing nothing."""
+    [outcome] = await charge_all(conn, [item])
+    if isinstance(outcome, InsufficientCredits):
+        raise outcome
+    assert isinstance(outcome, Accrued)
+    return outcome
 
 
 # Per user and app: charged = billed + accrued (the table's CHECK), billed = its rollups, and each rollup's

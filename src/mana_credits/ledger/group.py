@@ -16,8 +16,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -42,8 +43,8 @@ def _group_debit(lock: str) -> str:
     return f"""
 WITH RECURSIVE seq AS MATERIALIZED (
   SELECT r.*, row_number() OVER (PARTITION BY r.user_id ORDER BY r.n) AS k
-  FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::uuid[])
-    WITH ORDINALITY AS r(user_id, amount, app_id, description, metadata, id, n)
+  FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::text[])
+    WITH ORDINALITY AS r(user_id, amount, app_id, description, metadata, id, idempotency_key, n)
 ), cur AS MATERIALIZED (
   SELECT bal.user_id, bal.balance, bal.total_earned, bal.total_spent
   FROM credits.balances bal
@@ -63,7 +64,7 @@ WITH RECURSIVE seq AS MATERIALIZED (
 ), b AS ({spend("s.total", source="s", where="bal.user_id = s.user_id", returning="bal.user_id, bal.balance")}
 ), moves ({MOVE_COLUMNS}) AS (
   SELECT seq.id, seq.user_id, 'usage'::public.transaction_type, -seq.amount, d.before - seq.amount,
-         seq.app_id, seq.description, seq.metadata::jsonb, NULL::text, true
+         seq.app_id, seq.description, seq.metadata::jsonb, seq.idempotency_key, true
   FROM d JOIN seq USING (user_id, k) JOIN b USING (user_id)
   WHERE d.ok
 ), {WRITES}
@@ -97,13 +98,15 @@ KEEP_IDLE_SECONDS = 30.0
 
 @dataclass(frozen=True, slots=True)
 class UsageDebit:
-    """A usage debit (`POST /credits/use`) without an idempotency key."""
+    """A usage debit (`POST /credits/use`). The group commit takes those without an idempotency key; the
+    key is for ledger.accrual, whose rollups this statement writes too."""
 
     user_id: str
     amount: int
     app_id: str
     description: str
     metadata: dict[str, Any] | None = None
+    idempotency_key: str | None = None
 
 
 class Skipped:
@@ -129,6 +132,7 @@ async def apply_batch(
         [item.description for item in items],
         json_texts(item.metadata for item in items),
         ids or new_ids(len(items)),
+        [item.idempotency_key for item in items],
     )
     assert [row["debit_number"] for row in rows] == list(range(1, len(items) + 1))
     outcomes: list[Outcome] = []
@@ -206,6 +210,46 @@ def _assert_applied(rows: list[asyncpg.Record]) -> None:
             assert running[row["user_id"]] == row["balance_now"], row
 
 
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+async def each_alone_on_data_error(
+    together: Callable[[list[Item]], Awaitable[list[Result]]], items: list[Item]
+) -> list[Result | Exception]:
+    """`together(items)`; when a value the database refuses (a NUL character) fails the one statement or
+    transaction of them all, each item is decided on its own, and only the one that carried it fails."""
+    try:
+        return [*await together(items)]
+    except asyncpg.DataError:
+        if len(items) == 1:
+            raise
+    outcomes: list[Result | Exception] = []
+    for item in items:
+        try:
+            outcomes += await together([item])
+        except asyncpg.DataError as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+async def again_on_lock_conflicts(attempt: Callable[[bool], Awaitable[Result]]) -> Result:
+    """`attempt(skip_locked)`, which applies nothing when it raises a lock conflict: past LOCK_TIMEOUT on a
+    row another session holds, again skipping the rows still held; a lost deadlock, again as it was."""
+    retries, skip_locked = DEADLOCK_RETRIES, False
+    while True:
+        try:
+            return await attempt(skip_locked)
+        except asyncpg.LockNotAvailableError:
+            if skip_locked:
+                raise
+            skip_locked = True
+        except asyncpg.DeadlockDetectedError:
+            if retries == 0:
+                raise
+            retries -= 1
+
+
 class GroupCommit:
     """One per process: debits queue while a batch is in flight and go out together in the next.
 
@@ -241,39 +285,16 @@ class GroupCommit:
         await self._give_back()
 
     async def _apply(self, items: list[UsageDebit]) -> list[Entry | Skipped | Exception]:
-        try:
-            return await self._apply_together(items)
-        except asyncpg.DataError:
-            if len(items) == 1:
-                raise
-        # A value the database refuses (a NUL character) failed the one statement for every debit in it;
-        # deciding each on its own fails only the debit that carried it.
-        outcomes: list[Entry | Skipped | Exception] = []
-        for item in items:
-            try:
-                outcomes += await self._apply_together([item])
-            except asyncpg.DataError as exc:
-                outcomes.append(exc)
-        return outcomes
+        return await each_alone_on_data_error(self._apply_together, items)
 
     async def _apply_together(self, items: list[UsageDebit]) -> list[Entry | Skipped | Exception]:
-        retries, skip_locked, ids = DEADLOCK_RETRIES, False, new_ids(len(items))
-        while True:
+        ids = new_ids(len(items))
+
+        async def attempt(skip_locked: bool) -> list[Entry | Skipped | Exception]:
             conn = await self._connection()
             pid = conn.get_server_pid()
             try:
-                outcomes: list[Entry | Skipped | Exception] = [
-                    *await apply_batch(conn, items, ids=ids, skip_locked=skip_locked)
-                ]
-                return outcomes
-            except asyncpg.LockNotAvailableError:  # nothing applied: again, without the rows still held
-                if skip_locked:
-                    raise
-                skip_locked = True
-            except asyncpg.DeadlockDetectedError:
-                if retries == 0:
-                    raise
-                retries -= 1
+                return [*await apply_batch(conn, items, ids=ids, skip_locked=skip_locked)]
             except BaseException as exc:
                 if not cut_off(exc, conn):
                     # An error PostgreSQL answered (nothing applied), or a cancellation: the pool's
@@ -287,6 +308,8 @@ class GroupCommit:
                 self._conn = None
                 found, gone = await settle(self.pool, conn, pid, ids)
                 return [told(found, gone, tx_id, exc) for tx_id in ids]
+
+        return await again_on_lock_conflicts(attempt)
 
     async def _connection(self) -> PoolConnectionProxy[asyncpg.Record]:
         now = time.monotonic()
