@@ -12,7 +12,7 @@ bill one credit, once.
 Charges are decided together (`charge_all`, any number of accounts, in arrival order): the accrual rows,
 then the balance rows, are locked in key order (the order the erasure takes them too), each charge is
 decided against its account's running balance and its app's running accrual, and the whole credits and
-the new accruals are written in three statements. The keyless charges of a process go through one such
+the new accruals are written in two statements. The keyless charges of a process go through one such
 transaction at a time (ledger.fraction_commit), as the whole-credit debits go through the group commit.
 """
 
@@ -216,14 +216,19 @@ async def charge_all(conn: Conn, items: Sequence[Charge], *, skip_locked: bool =
     return outcomes
 
 
-async def charge(conn: Conn, item: Charge) -> Accrued:
-    """One charge in the caller's transaction (a charge with an Idempotency-Key, whose answer is stored in
-    the same transaction); raises InsufficientCredits, changing nothing."""
-    [outcome] = await charge_all(conn, [item])
+def one(outcomes: list[Decided]) -> Accrued:
+    """The outcome of a lone charge (never skipped: nothing skips without skip_locked); raises its 402."""
+    [outcome] = outcomes
     if isinstance(outcome, InsufficientCredits):
         raise outcome
     assert isinstance(outcome, Accrued)
     return outcome
+
+
+async def charge(conn: Conn, item: Charge) -> Accrued:
+    """One charge in the caller's transaction (a charge with an Idempotency-Key, whose answer is stored in
+    the same transaction); raises InsufficientCredits, changing nothing."""
+    return one(await charge_all(conn, [item]))
 
 
 # Per user and app: charged = billed + accrued (the table's CHECK), billed = its rollups, and each rollup's

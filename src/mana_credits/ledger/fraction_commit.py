@@ -1,6 +1,7 @@
 """The keyless fractional charges of a process, decided together (ledger.accrual.charge_all) in one
 transaction at a time, as the group commit (ledger.group) sends the whole-credit debits: N concurrent
-charges cost one transaction of five round trips instead of N.
+charges cost one transaction of six round trips (begin, two locks, the rollups, the accruals,
+commit) instead of N transactions.
 
 A balance or accrual row another session holds longer than LOCK_TIMEOUT is skipped as in the group
 commit: the transaction is started again skipping the rows still held, and their charges go alone,
@@ -21,8 +22,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from mana_credits.kit.batching import Batcher
-from mana_credits.kit.errors import InsufficientCredits
-from mana_credits.ledger.accrual import Accrued, Charge, Decided, charge_all
+from mana_credits.ledger.accrual import Accrued, Charge, Decided, charge_all, one
 from mana_credits.ledger.errors import OutcomeUnknown
 from mana_credits.ledger.group import LOCK_TIMEOUT, Skipped, again_on_lock_conflicts, each_alone_on_data_error
 from mana_credits.ledger.outcome import cut_off, is_open, settle
@@ -67,11 +67,7 @@ async def run_charges(
 async def charge_alone(pool: asyncpg.Pool, item: Charge) -> Accrued:
     """One keyless charge in a transaction of its own (GROUP_COMMIT off, or its row was held); raises
     InsufficientCredits, changing nothing."""
-    [outcome] = await run_charges(pool, [item])
-    if isinstance(outcome, InsufficientCredits):
-        raise outcome
-    assert isinstance(outcome, Accrued)
-    return outcome
+    return one(await run_charges(pool, [item]))
 
 
 class FractionCommit:
